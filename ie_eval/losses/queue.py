@@ -1,0 +1,39 @@
+"""FIFO memory of past (detached) predictions and labels for the ranking and PLCC losses."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ScoreQueue(nn.Module):
+    """Keeps the most recent `max_size` rows of (pred, target), oldest dropped first.
+
+    Stored as non-persistent buffers: they follow the module across devices but are not
+    written to checkpoints (a resumed run refills the queue within a few steps).
+    """
+
+    def __init__(self, max_size: int, num_dims: int = 3) -> None:
+        super().__init__()
+        if max_size < 0:
+            raise ValueError(f"queue size must be >= 0, got {max_size}")
+        self.max_size = max_size
+        self.register_buffer("pred", torch.zeros(0, num_dims), persistent=False)
+        self.register_buffer("target", torch.zeros(0, num_dims), persistent=False)
+
+    def __len__(self) -> int:
+        return int(self.pred.shape[0])
+
+    @torch.no_grad()
+    def push(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Append a batch (B, D); keeps the newest max_size rows, on the batch's device."""
+        if self.max_size == 0:
+            return
+        pred = pred.detach().to(torch.float32)
+        target = target.detach().to(device=pred.device, dtype=torch.float32)
+        self.pred = torch.cat([self.pred.to(pred.device), pred])[-self.max_size :]
+        self.target = torch.cat([self.target.to(pred.device), target])[-self.max_size :]
+
+    def clear(self) -> None:
+        self.pred = self.pred[:0]
+        self.target = self.target[:0]
