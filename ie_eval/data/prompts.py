@@ -1,0 +1,98 @@
+"""Every prompt the models see, in one place: training, generation and reward scoring share it.
+
+Messages use the HF multimodal chat format. Images appear as `{"type": "image"}` entries,
+source first and edited second; the PIL images go to the processor separately, in that order.
+Prompts are short on purpose: tiny models run on CPU in tests, and real models need no more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ie_eval.data.records import MOS_DIMS
+
+# Section titles of a critique, in MOS_DIMS order.
+DIM_TITLES: Mapping[str, str] = {
+    "visual_quality": "Visual Quality",
+    "instruction_alignment": "Instruction Alignment",
+    "content_preservation": "Content Preservation",
+}
+FINAL_ASSESSMENT = "[Final Assessment]"
+# Range of the scores a critique gives in its final assessment.
+SCORE_RANGE: tuple[int, int] = (1, 5)
+
+# The exact critique structure: observations per dimension, then three scores. A parser of
+# generated critiques reads this same layout ("[Title]" headers, then "Title: score" lines).
+CRITIQUE_FORMAT = (
+    "[Visual Quality]\n{visual_quality}\n"
+    "[Instruction Alignment]\n{instruction_alignment}\n"
+    "[Content Preservation]\n{content_preservation}\n"
+    f"{FINAL_ASSESSMENT}\n"
+    "Visual Quality: {visual_quality_score}\n"
+    "Instruction Alignment: {instruction_alignment_score}\n"
+    "Content Preservation: {content_preservation_score}"
+)
+
+# Cue the reward prompt ends with (paper appendix C.6); the reward model pools after it.
+REWARD_CUE = "Reward Scores:"
+
+
+def format_critique(observations: Mapping[str, str], scores: Sequence[float]) -> str:
+    """A critique in CRITIQUE_FORMAT from per-dimension observations and (vq, ia, cp) scores."""
+    missing = [dim for dim in MOS_DIMS if dim not in observations]
+    if missing:
+        raise ValueError(f"format_critique: observations missing for {missing}")
+    if len(scores) != len(MOS_DIMS):
+        raise ValueError(f"format_critique: need {len(MOS_DIMS)} scores, got {len(scores)}")
+    fields = {dim: observations[dim].strip() for dim in MOS_DIMS}
+    fields |= {f"{dim}_score": _format_score(score) for dim, score in zip(MOS_DIMS, scores, strict=True)}
+    return CRITIQUE_FORMAT.format(**fields)
+
+
+def _format_score(score: float) -> str:
+    """Scores print without a trailing `.0` so integers read as the model would write them."""
+    return f"{score:g}"
+
+
+def critic_messages(instruction: str) -> list[dict]:
+    """Ask the critic for observations per dimension and a `[Final Assessment]` with three scores."""
+    low, high = SCORE_RANGE
+    task = (
+        f"Edit instruction: {_clean(instruction)}\n"
+        "Evaluate the edit on visual quality, instruction alignment and content preservation. "
+        f"Give observations for each, then {FINAL_ASSESSMENT} with a score from {low} to {high} for each, "
+        "in this format:\n"
+        "[Visual Quality]\n...\n[Instruction Alignment]\n...\n[Content Preservation]\n...\n"
+        f"{FINAL_ASSESSMENT}\nVisual Quality: <score>\nInstruction Alignment: <score>\nContent Preservation: <score>"
+    )
+    return [{"role": "user", "content": _image_pair_content(task)}]
+
+
+def reward_messages(instruction: str, critique: str) -> list[dict]:
+    """Ask to rate a candidate critique's logicality, accuracy and usefulness; ends with the reward cue."""
+    task = (
+        f"Edit instruction: {_clean(instruction)}\n"
+        f"Candidate critique:\n{critique.strip()}\n\n"
+        "Rate the critique's logicality, accuracy and usefulness.\n"
+        f"{REWARD_CUE}"
+    )
+    return [{"role": "user", "content": _image_pair_content(task)}]
+
+
+def _image_pair_content(task: str) -> list[dict]:
+    """User content: labelled source image, labelled edited image, then the task text."""
+    return [
+        {"type": "text", "text": "Source image:"},
+        {"type": "image"},
+        {"type": "text", "text": "\nEdited image:"},
+        {"type": "image"},
+        {"type": "text", "text": f"\n{task}"},
+    ]
+
+
+def _clean(instruction: str) -> str:
+    """Instruction on one line, so it cannot fake a section header of the format."""
+    text = " ".join(instruction.split())
+    if not text:
+        raise ValueError("empty edit instruction")
+    return text
