@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 from torch import nn
 
@@ -9,6 +11,20 @@ from ie_eval.losses.correlation import plcc_loss
 from ie_eval.losses.queue import ScoreQueue
 from ie_eval.losses.ranking import margin_rank_loss
 from ie_eval.losses.regression import huber_loss
+
+
+@dataclass
+class RewardLossConfig:
+    """Weights and sizes of the composite loss (paper table 7: loss weights, queue sizes, margin)."""
+
+    huber_weight: float = 1.0
+    rank_weight: float = 0.5
+    plcc_weight: float = 0.5
+    huber_delta: float = 1.0
+    rank_margin: float = 0.1
+    rank_label_margin: float = 0.1
+    rank_queue_size: int = 1024
+    plcc_queue_size: int = 512
 
 
 class RewardLoss(nn.Module):
@@ -40,6 +56,10 @@ class RewardLoss(nn.Module):
         self.rank_margin, self.rank_label_margin = rank_margin, rank_label_margin
         self.rank_queue = ScoreQueue(rank_queue_size, num_dims)
         self.plcc_queue = ScoreQueue(plcc_queue_size, num_dims)
+
+    @classmethod
+    def from_config(cls, config: RewardLossConfig, num_dims: int = 3) -> RewardLoss:
+        return cls(**asdict(config), num_dims=num_dims)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """pred, target: (B, D). Returns {'loss', 'huber', 'rank', 'plcc'} (unweighted parts)."""

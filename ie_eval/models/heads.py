@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
+
+
+@dataclass
+class HeadConfig:
+    """Regression head shape; `in_features` and `num_outputs` come from the backbone and task."""
+
+    hidden_size: int = 256
+    dropout: float = 0.1
+    activation: str = "gelu"
 
 
 class MultiHeadRegressor(nn.Module):
