@@ -1,0 +1,199 @@
+"""Backbone + pooling + multi-head regressor, with a pickle-free save/load.
+
+The same class serves RE-Reward (critique -> logicality, accuracy, usefulness) and the
+critic's score-only path (edit -> visual quality, alignment, preservation): `dims` says which.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ie_eval import __version__
+from ie_eval.data.collate import model_inputs
+from ie_eval.data.prompts import FINAL_ASSESSMENT
+from ie_eval.data.records import CRITIQUE_DIMS
+from ie_eval.models.adapters import AdapterConfig, apply_adapter
+from ie_eval.models.backbone import Backbone, load_backbone
+from ie_eval.models.heads import HeadConfig, MultiHeadRegressor
+from ie_eval.models.pooling import SCORE_ANCHOR_TOKEN, Pooler, check_pooling_name
+
+CONFIG_NAME = "reward_config.json"
+HEAD_NAME = "head.safetensors"
+ADDED_EMBEDDINGS_NAME = "added_embeddings.safetensors"
+DEFAULT_REWARD_WEIGHTS = (0.25, 0.5, 0.25)  # logicality, accuracy, usefulness: accuracy highest (paper eq. 12)
+
+
+def marker_patterns(tokenizer: Any, marker: str) -> list[list[int]]:
+    """Token-id spellings of `marker` as it can appear mid-text (bare, after a space or newline)."""
+    spellings = []
+    for prefix in ("", " ", "\n"):
+        ids = tokenizer(prefix + marker, add_special_tokens=False)["input_ids"]
+        prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix else []
+        if ids[: len(prefix_ids)] == prefix_ids:
+            ids = ids[len(prefix_ids) :]
+        if ids and ids not in spellings:
+            spellings.append(ids)
+    return spellings
+
+
+def inner_model(model: nn.Module) -> nn.Module:
+    """The multimodal decoder (vision + language, no LM head) under any PEFT wrapping."""
+    if hasattr(model, "peft_config"):
+        model = model.base_model.model
+    return model.model
+
+
+class RewardModel(nn.Module):
+    """Scores a collated batch: (B, T) tokens + images -> (B, D) regression scores."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        pooling: str = "prefill",
+        marker: str = FINAL_ASSESSMENT,
+        head: HeadConfig | None = None,
+        dims: Sequence[str] = CRITIQUE_DIMS,
+        reward_weights: Sequence[float] = DEFAULT_REWARD_WEIGHTS,
+        backbone_spec: dict | None = None,
+    ) -> None:
+        super().__init__()
+        check_pooling_name(pooling)
+        if len(reward_weights) != len(dims):
+            raise ValueError(f"reward_weights has {len(reward_weights)} values for {len(dims)} dims {tuple(dims)}")
+        self.processor = backbone.processor
+        self.family = backbone.family
+        self.backbone = backbone.model
+        self.pooling, self.marker = pooling, marker
+        self.dims = tuple(dims)
+        self.head_config = head or HeadConfig()
+        self.backbone_spec = backbone_spec or {"name": backbone.name}
+        self.adapter_config: AdapterConfig | None = None
+        self.added_tokens: list[str] = []
+        self.prompt_suffix = ""
+        if pooling == "score_anchor":
+            self._add_score_anchor()
+        self.pooler = Pooler(pooling, self._anchor_patterns())
+        self.head = MultiHeadRegressor(backbone.hidden_size, len(self.dims), **asdict(self.head_config))
+        self.register_buffer("reward_weights", torch.tensor(list(reward_weights), dtype=torch.float32), persistent=False)
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def build(cls, backbone: str, backbone_kwargs: dict | None = None, **kwargs: Any) -> RewardModel:
+        """Load the backbone by name (preset, hub id or directory) and wrap it."""
+        backbone_kwargs = dict(backbone_kwargs or {})
+        loaded = load_backbone(backbone, **backbone_kwargs)
+        return cls(loaded, backbone_spec={"name": backbone, **backbone_kwargs}, **kwargs)
+
+    def _add_score_anchor(self) -> None:
+        tokenizer = self.processor.tokenizer
+        tokenizer.add_special_tokens({"additional_special_tokens": [SCORE_ANCHOR_TOKEN]})
+        self.backbone.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        self.added_tokens = [SCORE_ANCHOR_TOKEN]
+        self.prompt_suffix = SCORE_ANCHOR_TOKEN
+
+    def _anchor_patterns(self) -> list[list[int]]:
+        tokenizer = self.processor.tokenizer
+        if self.pooling == "score_anchor":
+            return [[tokenizer.convert_tokens_to_ids(SCORE_ANCHOR_TOKEN)]]
+        if self.pooling == "marker":
+            return marker_patterns(tokenizer, self.marker)
+        return []
+
+    def attach_adapter(self, config: AdapterConfig, total_steps: int | None = None) -> None:
+        """Wrap the backbone per config (once); the head stays fully trainable."""
+        if self.adapter_config is not None:
+            return
+        self.backbone = apply_adapter(self.backbone, config, total_steps)
+        self.adapter_config = config
+
+    @property
+    def is_peft(self) -> bool:
+        return hasattr(self.backbone, "peft_config")
+
+    # --- scoring ------------------------------------------------------------------------
+    def pooled_states(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, H) pooled final-layer states of the prompt."""
+        outputs = inner_model(self.backbone)(**model_inputs(batch), use_cache=False)
+        return self.pooler(
+            outputs.last_hidden_state, batch["attention_mask"], batch["input_ids"],
+            batch.get("prompt_mask"), batch.get("sample_ids"),
+        )
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, D) scores in `self.dims` order."""
+        return self.head(self.pooled_states(batch))
+
+    def weighted_reward(self, scores: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B,) scalar reward sum_d w_d * score_d (paper eq. 6 / 12)."""
+        return scores.float() @ self.reward_weights.to(scores.device)
+
+    # --- persistence --------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return {
+            "ie_eval_version": __version__,
+            "backbone": self.backbone_spec,
+            "family": self.family,
+            "pooling": self.pooling,
+            "marker": self.marker,
+            "dims": list(self.dims),
+            "head": asdict(self.head_config),
+            "reward_weights": self.reward_weights.tolist(),
+            "adapter": self.adapter_config.to_dict() if self.adapter_config else None,
+            "added_tokens": self.added_tokens,
+        }
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write JSON config + safetensors head (+ PEFT adapter dir, or full backbone): no pickle."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2))
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, directory / HEAD_NAME)
+        if self.is_peft:
+            self.backbone.save_pretrained(directory / "adapter")
+        elif self.adapter_config is not None and self.adapter_config.kind == "full":
+            self.backbone.save_pretrained(directory / "backbone")
+            self.processor.save_pretrained(directory / "backbone")
+        if self.added_tokens:
+            ids = self.processor.tokenizer.convert_tokens_to_ids(self.added_tokens)
+            rows = self.backbone.get_input_embeddings().weight[ids].detach().cpu().contiguous()
+            save_file({"input_embeddings": rows}, directory / ADDED_EMBEDDINGS_NAME)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> RewardModel:
+        """Rebuild exactly what `save_pretrained` wrote, in eval mode."""
+        directory = Path(directory)
+        config_path = directory / CONFIG_NAME
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{directory}: not a saved RewardModel (no {CONFIG_NAME})")
+        config = json.loads(config_path.read_text())
+        spec = dict(config["backbone"])
+        name = spec.pop("name")
+        adapter = AdapterConfig(**config["adapter"]) if config["adapter"] else None
+        if adapter is not None and adapter.kind == "full":
+            name = str(directory / "backbone")
+            spec = {k: v for k, v in spec.items() if k in ("dtype", "attn_implementation")}
+        loaded = load_backbone(name, **spec)
+        model = cls(
+            loaded, pooling=config["pooling"], marker=config["marker"], head=HeadConfig(**config["head"]),
+            dims=config["dims"], reward_weights=config["reward_weights"], backbone_spec=config["backbone"],
+        )
+        if config["added_tokens"]:
+            rows = load_file(directory / ADDED_EMBEDDINGS_NAME)["input_embeddings"]
+            ids = model.processor.tokenizer.convert_tokens_to_ids(config["added_tokens"])
+            with torch.no_grad():
+                model.backbone.get_input_embeddings().weight[ids] = rows.to(model.backbone.dtype)
+        if adapter is not None and adapter.kind in ("adalora", "lora", "qlora"):
+            from peft import PeftModel
+
+            model.backbone = PeftModel.from_pretrained(model.backbone, directory / "adapter")
+        model.adapter_config = adapter
+        model.head.load_state_dict(load_file(directory / HEAD_NAME))
+        return model.to(device).eval()
