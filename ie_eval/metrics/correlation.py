@@ -40,13 +40,13 @@ class ScoreCorrelations(Metric):
         targets = torch.cat(self.targets) if isinstance(self.targets, list) else self.targets
         if preds.shape[0] < 2:
             nan = torch.tensor(float("nan"), dtype=torch.float64)
-            return {f"{d}/{c}": nan for d in self.dim_names for c in CORRELATIONS}
+            return {f"{d}_{c}": nan for d in self.dim_names for c in CORRELATIONS}
         out: dict[str, torch.Tensor] = {}
         functions = {"plcc": pearson_corrcoef, "srcc": spearman_corrcoef, "krcc": kendall_rank_corrcoef}
         for name, function in functions.items():
             # Column by column: torchmetrics' multi-output path wants >1 column.
             per_dim = torch.stack([function(preds[:, i], targets[:, i]) for i in range(len(self.dim_names))])
             for index, dim in enumerate(self.dim_names):
-                out[f"{dim}/{name}"] = per_dim[index]
-            out[f"mean/{name}"] = per_dim.mean()
+                out[f"{dim}_{name}"] = per_dim[index]
+            out[f"mean_{name}"] = per_dim.mean()
         return out
