@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 # command -> "module:function"; the function takes the remaining argv and returns an exit code.
 TOOL_COMMANDS: dict[str, str] = {
     "data": "ie_eval.data.cli:main",
+    "demo": "ie_eval.lit.demo:main",
 }
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")

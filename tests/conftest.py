@@ -45,3 +45,11 @@ def edit_record_factory(image_pair_factory):
         return EditRecord(pair_id=pair_id, source_image=source, edited_image=edited, instruction=instruction, **fields)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def synth_manifest(tmp_path_factory):
+    """A small synthetic benchmark, built once per test session."""
+    from ie_eval.data.synth.benchmark import generate_benchmark
+
+    return generate_benchmark(tmp_path_factory.mktemp("synth"), n_sources=20, seed=0)

@@ -9,8 +9,9 @@ from torch import nn
 class ScoreQueue(nn.Module):
     """Keeps the most recent `max_size` rows of (pred, target), oldest dropped first.
 
-    Stored as non-persistent buffers: they follow the module across devices but are not
-    written to checkpoints (a resumed run refills the queue within a few steps).
+    Stored as buffers: they follow the module across devices and are saved in checkpoints,
+    so a resumed run computes the same losses as an uninterrupted one. Their length varies,
+    so loading adopts the saved shape instead of insisting on the current one.
     """
 
     def __init__(self, max_size: int, num_dims: int = 3) -> None:
@@ -18,8 +19,8 @@ class ScoreQueue(nn.Module):
         if max_size < 0:
             raise ValueError(f"queue size must be >= 0, got {max_size}")
         self.max_size = max_size
-        self.register_buffer("pred", torch.zeros(0, num_dims), persistent=False)
-        self.register_buffer("target", torch.zeros(0, num_dims), persistent=False)
+        self.register_buffer("pred", torch.zeros(0, num_dims), )
+        self.register_buffer("target", torch.zeros(0, num_dims))
 
     def __len__(self) -> int:
         return int(self.pred.shape[0])
@@ -33,6 +34,13 @@ class ScoreQueue(nn.Module):
         target = target.detach().to(device=pred.device, dtype=torch.float32)
         self.pred = torch.cat([self.pred.to(pred.device), pred])[-self.max_size :]
         self.target = torch.cat([self.target.to(pred.device), target])[-self.max_size :]
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        for name in ("pred", "target"):
+            saved = state_dict.get(prefix + name)
+            if saved is not None:
+                setattr(self, name, torch.empty_like(saved, device=getattr(self, name).device))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def clear(self) -> None:
         self.pred = self.pred[:0]

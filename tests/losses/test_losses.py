@@ -90,7 +90,15 @@ def test_queue_stores_detached_float32_and_follows_module_device():
     queue.push(pred, torch.zeros(2, 2))
     assert not queue.pred.requires_grad and queue.pred.dtype == torch.float32
     moved = queue.to("meta")
-    assert moved.pred.device.type == "meta" and "pred" not in moved.state_dict()
+    assert moved.pred.device.type == "meta"
+
+
+def test_queue_round_trips_through_state_dict_whatever_its_length():
+    queue = ScoreQueue(4, 1)
+    queue.push(torch.tensor([[1.0], [2.0]]), torch.tensor([[3.0], [4.0]]))
+    fresh = ScoreQueue(4, 1)
+    fresh.load_state_dict(queue.state_dict())
+    assert fresh.pred.flatten().tolist() == [1.0, 2.0] and fresh.target.flatten().tolist() == [3.0, 4.0]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

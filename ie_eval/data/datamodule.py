@@ -1,0 +1,154 @@
+"""DataModule: reads manifests, normalizes scores, splits by source, samples and collates.
+
+The collator needs the model's processor (a model may add tokens such as `<SCORE_ANCHOR>`),
+so the DataModule takes it from the LightningModule it is trained with, or from `processor=`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader, Dataset
+
+from ie_eval.data.collate import EditCollator
+from ie_eval.data.normalize import normalize_records
+from ie_eval.data.readers import read_manifests
+from ie_eval.data.records import EditRecord
+from ie_eval.data.sampler import StratifiedEditSampler
+from ie_eval.data.splits import split_records
+
+log = logging.getLogger(__name__)
+
+# What a record must carry for each task to be trainable / evaluable.
+TASK_TARGETS = {"reward": ("critique", "critique_scores"), "critic": ("mos",)}
+
+
+class RecordDataset(Dataset):
+    def __init__(self, records: Sequence[EditRecord]) -> None:
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> EditRecord:
+        return self.records[index]
+
+
+def check_targets(records: Sequence[EditRecord], task: str, where: str) -> None:
+    """Every record of a supervised split must carry its task's targets; name the first offenders."""
+    required = TASK_TARGETS[task]
+    missing = [r.sample_id for r in records if any(getattr(r, name) is None for name in required)]
+    if missing:
+        raise ValueError(
+            f"{where}: {len(missing)} record(s) lack {' / '.join(required)} required for task '{task}', "
+            f"e.g. {missing[:5]}"
+        )
+
+
+def blank_images(records: Sequence[EditRecord], blank_path) -> list[EditRecord]:
+    """Same records with both images replaced (the vision-path ablation of the RE-Reward acceptance)."""
+    return [replace(r, source_image=blank_path, edited_image=blank_path) for r in records]
+
+
+class EditDataModule(L.LightningDataModule):
+    """Train / val / test / predict loaders over source-disjoint splits of one or more manifests."""
+
+    def __init__(
+        self,
+        manifest: str | list[str],
+        task: str = "reward",
+        split_ratios: dict[str, float] | None = None,
+        split_salt: str = "ie-eval",
+        strict: bool = True,
+        score_normalization: str = "none",
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        max_pixels: int = 262_144,
+        min_pixels: int = 3_136,
+        max_length: int = 4_096,
+        max_pairs_per_source: int | None = 6,
+        max_critiques_per_pair: int | None = 3,
+        seed: int = 0,
+        predict_split: str = "test",
+    ) -> None:
+        super().__init__()
+        if task not in TASK_TARGETS:
+            raise ValueError(f"unknown task '{task}'; choose one of {sorted(TASK_TARGETS)}")
+        self.save_hyperparameters()
+        self.manifests = [manifest] if isinstance(manifest, str) else list(manifest)
+        self.split_ratios = split_ratios or {"train": 0.8, "val": 0.1, "test": 0.1}
+        self.splits: dict[str, list[EditRecord]] = {}
+        self.processor: Any = None
+        self.prompt_suffix = ""
+
+    def _resolve_processor(self) -> Any:
+        if self.processor is None and self.trainer is not None:
+            module = self.trainer.lightning_module
+            self.processor = getattr(module, "processor", None)
+            self.prompt_suffix = getattr(module, "prompt_suffix", "")
+        if self.processor is None:
+            raise RuntimeError("EditDataModule needs a processor: attach it to a module with `.processor` or set it")
+        return self.processor
+
+    def load_records(self) -> list[EditRecord]:
+        result = read_manifests(self.manifests, strict=self.hparams.strict)
+        if result.skipped:
+            log.warning(result.summary())
+        records = result.records
+        if self.hparams.score_normalization != "none":
+            records = normalize_records(records, method=self.hparams.score_normalization)
+        return records
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        records = self.load_records()
+        self.splits = split_records(records, self.split_ratios, salt=self.hparams.split_salt)
+        where = ", ".join(self.manifests)
+        for name, split in self.splits.items():
+            check_targets(split, self.hparams.task, f"{where} [{name} split]")
+        log.info("splits: %s", {name: len(split) for name, split in self.splits.items()})
+
+    def collator(self, mode: str) -> EditCollator:
+        return EditCollator(
+            self._resolve_processor(), task=self.hparams.task, mode=mode, max_pixels=self.hparams.max_pixels,
+            min_pixels=self.hparams.min_pixels, max_length=self.hparams.max_length,
+            prompt_suffix=self.prompt_suffix,
+        )
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        records = self.splits.get(split, [])
+        if not records:
+            raise ValueError(f"split '{split}' is empty; check split_ratios {self.split_ratios}")
+        sampler = StratifiedEditSampler(
+            records,
+            max_pairs_per_source=self.hparams.max_pairs_per_source if train else None,
+            max_critiques_per_pair=self.hparams.max_critiques_per_pair if train else None,
+            shuffle=train,
+            seed=self.hparams.seed,
+        )
+        return DataLoader(
+            RecordDataset(records),
+            batch_size=self.hparams.batch_size if train else (self.hparams.eval_batch_size or self.hparams.batch_size),
+            sampler=sampler,
+            collate_fn=self.collator("train" if train else "score"),
+            num_workers=self.hparams.num_workers,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.hparams.predict_split, train=False)

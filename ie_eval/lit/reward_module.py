@@ -1,0 +1,158 @@
+"""RE-Reward training: a thin LightningModule over RewardModel + RewardLoss + ScoreCorrelations."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from typing import Any, Sequence, TypeVar
+
+import lightning as L
+import torch
+
+from ie_eval.data.prompts import FINAL_ASSESSMENT
+from ie_eval.data.records import CRITIQUE_DIMS
+from ie_eval.losses.composite import RewardLoss, RewardLossConfig
+from ie_eval.metrics.correlation import ScoreCorrelations
+from ie_eval.models.adapters import AdapterConfig, adalora_orthogonal_penalty
+from ie_eval.models.heads import HeadConfig
+from ie_eval.models.reward_model import DEFAULT_REWARD_WEIGHTS, RewardModel
+from ie_eval.lit.optim import OptimConfig, build_optimizer
+
+ConfigT = TypeVar("ConfigT")
+
+
+def as_config(cls: type[ConfigT], value: ConfigT | dict | None) -> ConfigT:
+    """A dataclass config from itself, a dict (checkpoint hparams) or None (defaults)."""
+    if value is None:
+        return cls()
+    return value if isinstance(value, cls) else cls(**value)
+
+
+def plain(value: Any) -> Any:
+    """Dataclasses -> dicts, so checkpoints hold only plain types (loadable with weights_only)."""
+    return asdict(value) if is_dataclass(value) else value
+
+
+class RewardModule(L.LightningModule):
+    """Fits RE-Reward: scores (logicality, accuracy, usefulness) of a critique of an edit.
+
+    Args:
+        backbone: tiny preset name, hub id or local path.
+        backbone_kwargs: dtype, attn_implementation, gradient_checkpointing, seed, preset overrides.
+        adapter / head / loss / optim: see the config dataclasses.
+        pooling: prefill | score_anchor | marker | mean; marker: text for `marker` pooling.
+        reward_weights: weights of the scalar reward (serving, GRPO).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "tiny-qwen3.5",
+        backbone_kwargs: dict | None = None,
+        adapter: AdapterConfig | None = None,
+        pooling: str = "prefill",
+        marker: str = FINAL_ASSESSMENT,
+        head: HeadConfig | None = None,
+        loss: RewardLossConfig | None = None,
+        optim: OptimConfig | None = None,
+        reward_weights: Sequence[float] = DEFAULT_REWARD_WEIGHTS,
+    ) -> None:
+        super().__init__()
+        self.adapter_config = as_config(AdapterConfig, adapter)
+        self.loss_config = as_config(RewardLossConfig, loss)
+        self.optim_config = as_config(OptimConfig, optim)
+        head_config = as_config(HeadConfig, head)
+        self.save_hyperparameters({
+            "backbone": backbone, "backbone_kwargs": backbone_kwargs, "adapter": plain(self.adapter_config),
+            "pooling": pooling, "marker": marker, "head": plain(head_config), "loss": plain(self.loss_config),
+            "optim": plain(self.optim_config), "reward_weights": list(reward_weights),
+        })
+        self.model = RewardModel.build(
+            backbone, backbone_kwargs, pooling=pooling, marker=marker, head=head_config,
+            dims=CRITIQUE_DIMS, reward_weights=reward_weights,
+        )
+        self.loss_fn = RewardLoss.from_config(self.loss_config, num_dims=len(CRITIQUE_DIMS))
+        self.val_metrics = ScoreCorrelations(CRITIQUE_DIMS)
+        self.test_metrics = ScoreCorrelations(CRITIQUE_DIMS)
+        self._allocated_step = -1
+
+    # What the DataModule's collator needs from the model.
+    @property
+    def processor(self) -> Any:
+        return self.model.processor
+
+    @property
+    def prompt_suffix(self) -> str:
+        return self.model.prompt_suffix
+
+    def configure_model(self) -> None:
+        """Attach adapters once the run length is known (AdaLoRA schedules its rank budget on it)."""
+        if self.model.adapter_config is not None:
+            return
+        total_steps = None
+        if self.adapter_config.kind == "adalora":
+            fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+            minimum = self.adapter_config.adalora_tinit + self.adapter_config.adalora_tfinal + 2
+            total_steps = max(int(self.trainer.estimated_stepping_batches), minimum) if fitting else minimum
+        self.model.attach_adapter(self.adapter_config, total_steps)
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.model(batch)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        scores = self.model(batch)
+        parts = self.loss_fn(scores, batch["critique_scores"])
+        loss = parts["loss"]
+        orthogonal = adalora_orthogonal_penalty(self.model.backbone)
+        if orthogonal is not None:
+            loss = loss + self.adapter_config.adalora_orth_reg_weight * orthogonal
+            parts["adalora_orth"] = orthogonal
+        size = scores.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log_dict({f"train/{k}": v for k, v in parts.items() if k != "loss"}, batch_size=size)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # AdaLoRA prunes ranks from gradient sensitivity: once per optimizer step, grads still present.
+        step = self.trainer.global_step
+        if self.adapter_config.kind == "adalora" and self.model.is_peft and step != self._allocated_step:
+            self.model.backbone.base_model.update_and_allocate(step)
+            self._allocated_step = step
+
+    def _evaluate(self, batch: dict[str, Any], stage: str, metrics: ScoreCorrelations) -> None:
+        scores = self.model(batch)
+        parts = self.loss_fn(scores, batch["critique_scores"])
+        self.log(f"{stage}/loss", parts["loss"], batch_size=scores.shape[0])
+        metrics.update(scores, batch["critique_scores"])
+
+    def _log_correlations(self, stage: str, metrics: ScoreCorrelations) -> None:
+        values = metrics.compute()
+        for name, value in values.items():
+            self.log(f"{stage}/{name}", value.float(), prog_bar=name == "mean_srcc")
+        metrics.reset()
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_correlations("val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_correlations("test", self.test_metrics)
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        scores = self.model(batch)
+        return {
+            "sample_ids": batch["sample_ids"],
+            "scores": scores.float().cpu(),
+            "reward": self.model.weighted_reward(scores).cpu(),
+            "target": batch["critique_scores"].cpu(),
+        }
+
+    def configure_optimizers(self) -> dict:
+        head_ids = {id(p) for p in self.model.head.parameters()}
+        backbone_params = [p for p in self.model.parameters() if id(p) not in head_ids]
+        return build_optimizer(
+            backbone_params, self.model.head.parameters(), self.optim_config, int(self.trainer.estimated_stepping_batches)
+        )
