@@ -29,9 +29,17 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check ie_eval tests benchmarks
 
 $(DATA)/manifest.jsonl: $(STAMP)
-	$(VENV)/bin/ie-eval data synth --out $(DATA) --n-sources 120 --seed 0
+	$(VENV)/bin/ie-eval data synth --out $(DATA) --n-sources 160 --seed 0
 
 synth: $(DATA)/manifest.jsonl
+
+# RE-Reward, tiny config, synthetic benchmark, CPU. Export lands in runs/rm-tiny/export.
+train-rm: $(DATA)/manifest.jsonl
+	$(VENV)/bin/ie-eval fit --config configs/rm/tiny.yaml --data.init_args.manifest $(DATA)/manifest.jsonl
+
+# The README's one-command main job: data, train, test table, blank-image check, scatter plot.
+demo: $(STAMP)
+	$(VENV)/bin/ie-eval demo --data $(DATA) --out $(RUNS)/demo
 
 clean:
 	rm -rf $(RUNS) $(DATA) .pytest_cache
