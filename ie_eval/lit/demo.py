@@ -87,7 +87,7 @@ def scatter_plot(predictions: list[dict], path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ie-eval demo", description=__doc__)
-    parser.add_argument("--config", default=DEFAULT_CONFIG)
+    parser.add_argument("--config", action="append", help=f"config, repeatable for overlays (default {DEFAULT_CONFIG})")
     parser.add_argument("--data", default="data/synth", help="synthetic benchmark dir (made if absent)")
     parser.add_argument("--n-sources", type=int, default=160)
     parser.add_argument("--seed", type=int, default=0)
@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     overlay_path = out / "demo_overlay.yaml"
     overlay_path.write_text(yaml.safe_dump(run_overlay(out, manifest, args.max_epochs)))
 
-    cli = build_cli(["--config", args.config, "--config", str(overlay_path)], run=False)
+    configs = [arg for path in (args.config or [DEFAULT_CONFIG]) for arg in ("--config", path)]
+    cli = build_cli([*configs, "--config", str(overlay_path)], run=False)
     trainer, module, datamodule = cli.trainer, cli.model, cli.datamodule
     trainer.fit(module, datamodule=datamodule)
     results = {"normal images": trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]}
