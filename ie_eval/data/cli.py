@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-objects", type=int, default=defaults["max_objects"], help="objects per scene, 1..4"
     )
     synth.add_argument("--workers", type=int, default=defaults["workers"], help="processes building sources")
+    synth.add_argument(
+        "--optimism-percent", type=int, default=defaults["optimism_percent"],
+        help="%% of critiques describing the better edit of an instruction (MLLM critics skew positive)",
+    )
     return parser
 
 
@@ -70,6 +74,7 @@ def run_synth(args: argparse.Namespace) -> int:
         annotators=args.annotators,
         max_objects=args.max_objects,
         workers=args.workers,
+        optimism_percent=args.optimism_percent,
     )
     seconds = time.perf_counter() - started
     records, pairs = count_lines(manifest), count_lines(manifest.parent / "pairs.jsonl")

@@ -174,6 +174,21 @@ def test_no_text_only_rule_predicts_critique_accuracy(bench: dict) -> None:
     assert overall_hits / len(bench["rows"]) <= 0.6
 
 
+def test_a_failed_looking_edit_signals_an_inaccurate_critique(bench: dict) -> None:
+    """Optimistic critics: within each twin group, critiques are accurate more often on the better edit."""
+    accuracy_index = CRITIQUE_DIMS.index("accuracy")
+    by_pair: dict[str, list[float]] = defaultdict(list)
+    for row in bench["rows"]:
+        by_pair[row["pair_id"]].append(row["meta"]["truth_critique"][accuracy_index])
+    better, worse = [], []
+    for pair in bench["pairs"]:
+        twin = next(p for p in bench["pairs"] if p["pair_id"] == pair["meta"]["twin_pair_id"])
+        if np.mean(pair["meta"]["truth_mos"]) > np.mean(twin["meta"]["truth_mos"]):
+            better.extend(by_pair[pair["pair_id"]])
+            worse.extend(by_pair[twin["pair_id"]])
+    assert np.mean(better) - np.mean(worse) > 0.2
+
+
 def test_each_critique_text_is_accurate_for_the_pair_it_describes_only(bench: dict) -> None:
     by_text_id: dict[str, list[dict]] = defaultdict(list)
     for row in bench["rows"]:

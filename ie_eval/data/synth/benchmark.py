@@ -50,6 +50,8 @@ class SynthOptions:
     annotators: int = 5
     max_objects: int = 4
     workers: int = 1
+    # % of critiques that describe the better of the two edits of an instruction (MLLM optimism).
+    optimism_percent: int = 75
 
     def validate(self) -> None:
         """Raise ValueError listing every out-of-range option."""
@@ -65,6 +67,7 @@ class SynthOptions:
             (self.annotators >= 1, f"annotators must be >= 1, got {self.annotators}"),
             (1 <= self.max_objects <= 4, f"max_objects must be in 1..4, got {self.max_objects}"),
             (self.workers >= 1, f"workers must be >= 1, got {self.workers}"),
+            (0 <= self.optimism_percent <= 100, f"optimism_percent must be in 0..100, got {self.optimism_percent}"),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
@@ -131,7 +134,9 @@ def build_group(
     source_id, group_id = f"s{index:05d}", f"s{index:05d}_g{group}"
     instruction = sample_instruction(task, scene, rng)
     outcomes = edit_twins(scene, instruction, options.image_size, rng)
-    critiques = write_group_critiques(outcomes, options.critiques_per_pair, group_id, rng)
+    critiques = write_group_critiques(
+        outcomes, options.critiques_per_pair, group_id, rng, optimism=options.optimism_percent / 100
+    )
     source_name = f"src_{index:05d}_g{group}.png" if task in RESTORE_TASKS else f"src_{index:05d}.png"
     if source_name not in written:
         writer.save_png(source_image(scene, instruction, options.image_size), images_dir / source_name)

@@ -11,12 +11,12 @@ edited image. Logicality (final scores vs the text's own observations) and usefu
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from ie_eval.data.critique_format import parse_final_assessment  # noqa: F401  (re-exported: synth callers read it here)
 from ie_eval.data.synth.editor import EditOutcome, check_distinguishable
 from ie_eval.data.synth.facts import FACT_KEYS, Fact
 
@@ -108,21 +108,6 @@ def format_final_assessment(scores: Sequence[int], json_style: bool = False) -> 
     return f"{FINAL_TAG} " + "; ".join(
         f"{label}: {int(s)}/5" for label, s in zip(FINAL_LABELS, scores, strict=True)
     )
-
-
-def parse_final_assessment(text: str) -> tuple[int, int, int] | None:
-    """The three 1..5 scores after the last `[Final Assessment]` tag, in either format; None if absent."""
-    position = text.rfind(FINAL_TAG)
-    if position < 0:
-        return None
-    tail = text[position + len(FINAL_TAG) :]
-    scores = []
-    for label in FINAL_LABELS:
-        match = re.search(rf'{label}"?\s*:\s*"?([1-5])', tail, flags=re.IGNORECASE)
-        if match is None:
-            return None
-        scores.append(int(match.group(1)))
-    return (scores[0], scores[1], scores[2])
 
 
 def implied_scores(truth_mos: Sequence[float]) -> tuple[int, int, int]:
@@ -230,18 +215,24 @@ def _choose_style(rng: np.random.Generator, allow_generic: bool) -> str:
 
 
 def write_group_critiques(
-    outcomes: Sequence[EditOutcome], count: int, group_id: str, rng: np.random.Generator
+    outcomes: Sequence[EditOutcome], count: int, group_id: str, rng: np.random.Generator, optimism: float = 0.5
 ) -> list[Critique]:
-    """`count` distinct critiques for a twin pair of edits, alternating which edit they describe."""
+    """`count` distinct critiques for a twin pair of edits.
+
+    Each describes the better edit (higher mean truth MOS) with probability `optimism`, else
+    the worse one. Like MLLM critics, which mostly write as if the edit succeeded, an
+    optimism above 0.5 makes a failed-looking edited image a (first-order, image-only) sign of
+    an inaccurate critique, while every text still occurs with both accuracy labels.
+    """
     if len(outcomes) != 2:
         raise ValueError(f"{group_id}: critiques are written for twin edits, got {len(outcomes)} edits")
     diff_keys = check_distinguishable(outcomes[0], outcomes[1])
     vague_keys = [k for k in FACT_KEYS if outcomes[0].facts[k].ok != outcomes[1].facts[k].ok]
-    first = int(rng.integers(2))
+    better = int(np.argmax([float(np.mean(o.truth_mos)) for o in outcomes]))
     critiques: list[Critique] = []
     seen: set[str] = set()
     for index in range(count):
-        describes = (first + index) % 2
+        describes = better if rng.random() < optimism else 1 - better
         described = outcomes[describes]
         implied = implied_scores(described.truth_mos)
         for _attempt in range(6):  # redraw a duplicate text; a rare leftover duplicate is harmless
