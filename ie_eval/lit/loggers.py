@@ -30,4 +30,7 @@ class AutoWandbLogger(WandbLogger):
         offline = mode in ("offline", "disabled") if mode else not wandb_credentials_available()
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("offline", offline)
+        if kwargs["offline"]:
+            # wandb.init still asks for a key unless its own mode says offline.
+            kwargs.setdefault("mode", "offline")
         super().__init__(project=project, save_dir=save_dir, **kwargs)
