@@ -25,12 +25,13 @@ class AutoWandbLogger(WandbLogger):
     WANDB_MODE, when set, wins over the automatic choice.
     """
 
-    def __init__(self, project: str = "ie-eval", save_dir: str = "runs", **kwargs) -> None:
-        mode = os.environ.get("WANDB_MODE")
-        offline = mode in ("offline", "disabled") if mode else not wandb_credentials_available()
+    def __init__(self, project: str = "ie-eval", save_dir: str = "runs", offline: bool | None = None, **kwargs) -> None:
+        # `offline` is explicit (None = decide here): LightningCLI fills **kwargs with the
+        # parent's defaults, so a setdefault on kwargs would never fire.
+        if offline is None:
+            mode = os.environ.get("WANDB_MODE")
+            offline = mode in ("offline", "disabled") if mode else not wandb_credentials_available()
         Path(save_dir).mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("offline", offline)
-        if kwargs["offline"]:
-            # wandb.init still asks for a key unless its own mode says offline.
-            kwargs.setdefault("mode", "offline")
-        super().__init__(project=project, save_dir=save_dir, **kwargs)
+        if offline:
+            kwargs["mode"] = "offline"  # wandb.init still asks for a key unless its own mode says offline
+        super().__init__(project=project, save_dir=save_dir, offline=offline, **kwargs)

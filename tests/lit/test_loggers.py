@@ -13,3 +13,20 @@ def test_wandb_logger_runs_offline_without_credentials(tmp_path, monkeypatch):
     assert logger.experiment.settings.mode == "offline"
     logger.experiment.finish()
     assert list((tmp_path / "runs" / "wandb").glob("offline-run-*"))
+
+
+def test_wandb_logger_from_lightning_cli_config_runs_offline(tmp_path, monkeypatch):
+    """Through jsonargparse, as `ie-eval fit` builds it (it fills the parent's defaults in)."""
+    from lightning.pytorch.cli import LightningCLI  # noqa: F401  (jsonargparse signatures)
+    from jsonargparse import ArgumentParser
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    parser = ArgumentParser()
+    parser.add_class_arguments(AutoWandbLogger, "logger")
+    config = parser.parse_args(["--logger.save_dir", str(tmp_path / "runs"), "--logger.name", "t"])
+    logger = parser.instantiate_classes(config).logger
+    assert logger.experiment.settings.mode == "offline"
+    logger.experiment.finish()
