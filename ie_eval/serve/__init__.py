@@ -1,1 +1,1 @@
-
+"""Reward serving: batched HTTP server, client and in-process scorer (docs/serving.md)."""

@@ -1,0 +1,162 @@
+"""The one scoring path shared by the HTTP server and `LocalReward`, so their scores agree.
+
+`prepare_record` turns a `RewardItem` into an `EditRecord` holding its decoded, budget-fitted
+images (the server does this when it admits a request, off the model's thread);
+`RewardScoring.score_records` sorts records by approximate prompt length, collates them in
+batches of `batch_size` with the training collator, runs the score-only forward pass and
+returns (logicality, accuracy, usefulness, weighted reward) in the records' original order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ie_eval.data.collate import CollateError, EditCollator, fit_to_budget, load_rgb
+from ie_eval.data.records import CRITIQUE_DIMS, EditRecord
+from ie_eval.models.reward_model import RewardModel
+from ie_eval.serve.base import ImageLike, RewardItem, RewardScores
+
+# EditRecord.meta key holding the (source, edited) PIL images of an in-memory record.
+IMAGES_KEY = "images"
+# Characters per text token, only for ordering records by length before batching.
+_CHARS_PER_TOKEN = 4
+
+
+class ItemCollator(EditCollator):
+    """EditCollator that takes records whose images are already decoded (meta["images"])."""
+
+    def load_pair(self, record: EditRecord) -> list[Image.Image]:
+        images = record.meta.get(IMAGES_KEY)
+        if images is None:
+            return super().load_pair(record)
+        # Already fitted by prepare_record: fit_to_budget returns them unchanged.
+        return [fit_to_budget(img, self.factor, self.min_pixels, self.max_pixels, record.sample_id) for img in images]
+
+
+def as_rgb(image: ImageLike, sample_id: str, role: str) -> Image.Image:
+    """A PIL image as RGB; a path is opened (errors name the sample, role and path)."""
+    if isinstance(image, Image.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    if isinstance(image, (str, Path)):
+        return load_rgb(image, sample_id, role)
+    raise CollateError(f"{sample_id}: {role} image must be a PIL image or a path, got {type(image).__name__}")
+
+
+def check_text(value: object, field: str, sample_id: str) -> str:
+    """A non-blank string that encodes as UTF-8 (lone surrogates do not), else CollateError naming the field."""
+    if not isinstance(value, str):
+        raise CollateError(f"{sample_id}: {field} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise CollateError(f"{sample_id}: {field} is blank")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise CollateError(f"{sample_id}: {field} is not valid UTF-8 text: {err.reason}") from None
+    return value
+
+
+class RewardScoring:
+    """Model + collator + reward weights: `score_records` is the whole score-only path.
+
+    batch_size: records per forward pass (records are sorted by length first, so each batch
+        pads little). reward_weights: (logicality, accuracy, usefulness), default the model's.
+    max_pixels / max_length: collator budget; None keeps the collator's defaults.
+    """
+
+    def __init__(
+        self,
+        model: RewardModel,
+        batch_size: int = 32,
+        reward_weights: Sequence[float] | None = None,
+        max_pixels: int | None = None,
+        max_length: int | None = None,
+    ) -> None:
+        if tuple(model.dims) != CRITIQUE_DIMS:
+            raise ValueError(f"RewardScoring needs a critique reward model with dims {CRITIQUE_DIMS}, got {model.dims}")
+        if batch_size < 1:
+            raise ValueError(f"RewardScoring: batch_size must be >= 1, got {batch_size}")
+        self.model = model.eval()
+        self.batch_size = int(batch_size)
+        weights = model.reward_weights if reward_weights is None else torch.tensor(list(reward_weights))
+        self.reward_weights = weights.detach().float().cpu()
+        budget = {k: v for k, v in (("max_pixels", max_pixels), ("max_length", max_length)) if v is not None}
+        self.collator = ItemCollator(
+            model.processor, task="reward", mode="score", prompt_suffix=model.prompt_suffix, **budget
+        )
+        self.device = next(model.parameters()).device
+
+    def prepare_record(self, item: RewardItem, sample_id: str) -> EditRecord:
+        """Validate the texts, decode and budget-fit both images: a record ready for `score_records`."""
+        instruction = check_text(item.instruction, "instruction", sample_id)
+        critique = check_text(item.critique, "critique", sample_id)
+        images = tuple(
+            self.fit(as_rgb(image, sample_id, role), sample_id)
+            for image, role in ((item.source_image, "source"), (item.edited_image, "edited"))
+        )
+        return EditRecord(
+            pair_id=sample_id, source_id=sample_id, source_image=Path(f"<{sample_id}:source>"),
+            edited_image=Path(f"<{sample_id}:edited>"), instruction=instruction, critique=critique,
+            meta={IMAGES_KEY: images},
+        )
+
+    def fit(self, image: Image.Image, sample_id: str) -> Image.Image:
+        """Resize to the collator's smart-resize size (raises CollateError on unusable shapes)."""
+        c = self.collator
+        return fit_to_budget(image, c.factor, c.min_pixels, c.max_pixels, sample_id)
+
+    def score_items(self, items: Sequence[RewardItem]) -> list[RewardScores]:
+        """prepare_record + score_records: what `LocalReward.score` runs."""
+        records = [self.prepare_record(item, f"item-{index}") for index, item in enumerate(items)]
+        return self.score_records(records)
+
+    def score_records(self, records: Sequence[EditRecord]) -> list[RewardScores]:
+        """Scores of `records` in their order, computed in length-sorted batches of `batch_size`."""
+        order = sorted(range(len(records)), key=lambda i: approx_tokens(records[i], self.collator.factor), reverse=True)
+        results: list[RewardScores | None] = [None] * len(records)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            for index, scores in zip(chunk, self.score_batch([records[i] for i in chunk]), strict=True):
+                results[index] = scores
+        return results  # type: ignore[return-value]  # every index was filled above
+
+    @torch.inference_mode()
+    def score_batch(self, records: Sequence[EditRecord]) -> list[RewardScores]:
+        """One collate + forward: (B, 3) critique scores and their weighted reward."""
+        batch = to_device(self.collator(records), self.device)
+        scores = self.model(batch).float().cpu()  # (B, 3) in CRITIQUE_DIMS order
+        rewards = scores @ self.reward_weights  # (B,)
+        return [
+            RewardScores(logicality=float(row[0]), accuracy=float(row[1]), usefulness=float(row[2]), reward=float(r))
+            for row, r in zip(scores.tolist(), rewards.tolist(), strict=True)
+        ]
+
+    def info(self) -> dict[str, Any]:
+        """What is being served: backbone, adapter, pooling, dims and weights."""
+        adapter = self.model.adapter_config
+        return {
+            "model": str(self.model.backbone_spec.get("name")),
+            "family": self.model.family,
+            "adapter": adapter.kind if adapter is not None else None,
+            "pooling": self.model.pooling,
+            "dims": list(self.model.dims),
+            "reward_weights": [float(w) for w in self.reward_weights.tolist()],
+            "device": str(self.device),
+        }
+
+
+def approx_tokens(record: EditRecord, factor: int) -> int:
+    """Rough prompt length (image tokens + text tokens), the sort key that keeps padding low."""
+    images = record.meta.get(IMAGES_KEY) or ()
+    image_tokens = sum(img.width * img.height // (factor * factor) for img in images)
+    text = len(record.instruction) + len(record.critique or "")
+    return image_tokens + text // _CHARS_PER_TOKEN
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move every tensor of a collated batch to `device` (lists such as sample_ids stay)."""
+    return {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}

@@ -1,0 +1,60 @@
+"""The shared scoring path: LocalReward == the training collator + forward, in order, weighted right."""
+
+import pytest
+import torch
+from serve_helpers import TINY_PIXELS, reward_item
+
+from ie_eval.data.collate import EditCollator
+from ie_eval.serve.base import RewardItem, RewardScorer, RewardServerError
+from ie_eval.serve.client import RewardClient
+
+CRITIQUE = "[Visual Quality]\nSharp.\n[Final Assessment]\nVisual Quality: 4"
+
+
+def test_local_reward_matches_training_collator_and_forward(local_reward, edit_record_factory):
+    records = [edit_record_factory(pair_id=f"p{i}", critique=CRITIQUE + " more" * i) for i in range(3)]
+    model = local_reward.scoring.model
+    collator = EditCollator(model.processor, task="reward", mode="score", max_pixels=TINY_PIXELS)
+    with torch.inference_mode():
+        expected = model(collator(records))
+    items = [RewardItem(r.source_image, r.edited_image, r.instruction, r.critique) for r in records]
+    got = local_reward.score(items)
+    assert torch.allclose(torch.tensor([[s.logicality, s.accuracy, s.usefulness] for s in got]), expected, atol=1e-5)
+
+
+def test_reward_is_the_weighted_sum_with_accuracy_highest(local_reward):
+    weights = local_reward.info()["reward_weights"]
+    assert weights == [0.25, 0.5, 0.25]
+    for s in local_reward.score([reward_item(CRITIQUE)]):
+        assert s.reward == pytest.approx(0.25 * s.logicality + 0.5 * s.accuracy + 0.25 * s.usefulness, abs=1e-6)
+
+
+def test_results_keep_item_order_whatever_the_length_sort(local_reward):
+    items = [reward_item(CRITIQUE + " word" * n, seed=n) for n in (0, 40, 5, 80, 1)]
+    together = local_reward.score(items)
+    alone = [local_reward.score([item])[0] for item in items]
+    for a, b in zip(together, alone, strict=True):
+        assert a.as_dict() == pytest.approx(b.as_dict(), abs=1e-5)
+
+
+def test_path_and_pil_images_score_the_same(local_reward, image_pair_factory):
+    from PIL import Image
+
+    source, edited = image_pair_factory("pil-vs-path")
+    by_path = RewardItem(source, edited, "make it blue", CRITIQUE)
+    by_pil = RewardItem(Image.open(source), Image.open(edited), "make it blue", CRITIQUE)
+    assert local_reward.score([by_path]) == local_reward.score([by_pil])
+
+
+def test_empty_list_scores_to_empty_list(local_reward):
+    assert local_reward.score([]) == []
+
+
+def test_blank_critique_is_a_reward_server_error_naming_it(local_reward):
+    with pytest.raises(RewardServerError, match="item-0: critique is blank"):
+        local_reward.score([reward_item("   ")])
+
+
+def test_local_reward_and_client_are_both_reward_scorers(local_reward):
+    assert isinstance(local_reward, RewardScorer)
+    assert isinstance(RewardClient("http://127.0.0.1:1"), RewardScorer)
