@@ -37,9 +37,22 @@ synth: $(DATA)/manifest.jsonl
 train-rm: $(DATA)/manifest.jsonl
 	$(VENV)/bin/ie-eval fit --config configs/rm/tiny.yaml --data.init_args.manifest $(DATA)/manifest.jsonl
 
+# ReasonEdit critic SFT (dual head, phased schedule), tiny config, synthetic benchmark, CPU; export lands in
+# runs/sft-tiny/export. Then critiques of the source-disjoint test split: head and parsed-text SRCC, format rate.
+sft: $(DATA)/manifest.jsonl
+	$(VENV)/bin/ie-eval fit --config configs/sft/tiny.yaml --data.init_args.manifest $(DATA)/manifest.jsonl \
+		--data.init_args.score_only_manifest $(DATA)/pairs.jsonl
+	$(VENV)/bin/ie-eval critique --ckpt runs/sft-tiny/export --manifest $(DATA)/manifest.jsonl --split test \
+		--out runs/sft-tiny/critiques_test.jsonl --max-pixels 16384 --min-pixels 1024 --max-new-tokens 160 --batch-size 32
+
 # The README's one-command main job: data, train, test table, blank-image check, scatter plot.
 demo: $(STAMP)
 	$(VENV)/bin/ie-eval demo --data $(DATA) --out $(RUNS)/demo
+
+# Reward server for GRPO (docs/serving.md); limits and batching from --config, see ServeConfig.
+RM_CKPT ?= runs/rm-tiny/export
+serve-rm: $(STAMP)
+	$(VENV)/bin/ie-eval serve-rm --ckpt $(RM_CKPT)
 
 clean:
 	rm -rf $(RUNS) $(DATA) .pytest_cache

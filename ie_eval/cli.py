@@ -14,6 +14,9 @@ from typing import Callable, Sequence
 TOOL_COMMANDS: dict[str, str] = {
     "data": "ie_eval.data.cli:main",
     "demo": "ie_eval.lit.demo:main",
+    "score": "ie_eval.score:main",
+    "critique": "ie_eval.critique:main",
+    "serve-rm": "ie_eval.serve.app:main",
 }
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")

@@ -7,9 +7,10 @@ critic's score-only path (edit -> visual quality, alignment, preservation): `dim
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -19,7 +20,7 @@ from ie_eval import __version__
 from ie_eval.data.collate import model_inputs
 from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import CRITIQUE_DIMS
-from ie_eval.models.adapters import AdapterConfig, apply_adapter
+from ie_eval.models.adapters import AdapterConfig, apply_adapter, quantization_config
 from ie_eval.models.backbone import Backbone, load_backbone
 from ie_eval.models.heads import HeadConfig, MultiHeadRegressor
 from ie_eval.models.pooling import SCORE_ANCHOR_TOKEN, Pooler, check_pooling_name
@@ -43,6 +44,12 @@ def marker_patterns(tokenizer: Any, marker: str) -> list[list[int]]:
     return spellings
 
 
+def quantized_load_kwargs(adapter: AdapterConfig | None) -> dict:
+    """Extra `load_backbone` kwargs an adapter needs: the 4-bit config for QLoRA, else none."""
+    config = quantization_config(adapter) if adapter is not None else None
+    return {"quantization_config": config} if config is not None else {}
+
+
 def inner_model(model: nn.Module) -> nn.Module:
     """The multimodal decoder (vision + language, no LM head) under any PEFT wrapping."""
     if hasattr(model, "peft_config"):
@@ -52,6 +59,8 @@ def inner_model(model: nn.Module) -> nn.Module:
 
 class RewardModel(nn.Module):
     """Scores a collated batch: (B, T) tokens + images -> (B, D) regression scores."""
+
+    config_name: ClassVar[str] = CONFIG_NAME
 
     def __init__(
         self,
@@ -85,10 +94,12 @@ class RewardModel(nn.Module):
 
     # --- construction -------------------------------------------------------------------
     @classmethod
-    def build(cls, backbone: str, backbone_kwargs: dict | None = None, **kwargs: Any) -> RewardModel:
-        """Load the backbone by name (preset, hub id or directory) and wrap it."""
+    def build(
+        cls, backbone: str, backbone_kwargs: dict | None = None, adapter: AdapterConfig | None = None, **kwargs: Any
+    ) -> RewardModel:
+        """Load the backbone by name (preset, hub id or directory) and wrap it; QLoRA loads it in 4 bits."""
         backbone_kwargs = dict(backbone_kwargs or {})
-        loaded = load_backbone(backbone, **backbone_kwargs)
+        loaded = load_backbone(backbone, **backbone_kwargs, **quantized_load_kwargs(adapter))
         return cls(loaded, backbone_spec={"name": backbone, **backbone_kwargs}, **kwargs)
 
     def _add_score_anchor(self) -> None:
@@ -118,13 +129,19 @@ class RewardModel(nn.Module):
         return hasattr(self.backbone, "peft_config")
 
     # --- scoring ------------------------------------------------------------------------
+    def final_hidden_states(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, T, H) final-layer (normed) states: what the LM head reads and the pooler pools."""
+        return inner_model(self.backbone)(**model_inputs(batch), use_cache=False).last_hidden_state
+
+    def pool(self, hidden: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, T, H) -> (B, H) at the prompt's anchor."""
+        return self.pooler(
+            hidden, batch["attention_mask"], batch["input_ids"], batch.get("prompt_mask"), batch.get("sample_ids")
+        )
+
     def pooled_states(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B, H) pooled final-layer states of the prompt."""
-        outputs = inner_model(self.backbone)(**model_inputs(batch), use_cache=False)
-        return self.pooler(
-            outputs.last_hidden_state, batch["attention_mask"], batch["input_ids"],
-            batch.get("prompt_mask"), batch.get("sample_ids"),
-        )
+        return self.pool(self.final_hidden_states(batch), batch)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B, D) scores in `self.dims` order."""
@@ -153,7 +170,7 @@ class RewardModel(nn.Module):
         """Write JSON config + safetensors head (+ PEFT adapter dir, or full backbone): no pickle."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2))
+        (directory / self.config_name).write_text(json.dumps(self.config_dict(), indent=2))
         save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, directory / HEAD_NAME)
         if self.is_peft:
             self.backbone.save_pretrained(directory / "adapter")
@@ -170,9 +187,9 @@ class RewardModel(nn.Module):
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> RewardModel:
         """Rebuild exactly what `save_pretrained` wrote, in eval mode."""
         directory = Path(directory)
-        config_path = directory / CONFIG_NAME
+        config_path = directory / cls.config_name
         if not config_path.is_file():
-            raise FileNotFoundError(f"{directory}: not a saved RewardModel (no {CONFIG_NAME})")
+            raise FileNotFoundError(f"{directory}: not a saved {cls.__name__} (no {cls.config_name})")
         config = json.loads(config_path.read_text())
         spec = dict(config["backbone"])
         name = spec.pop("name")
@@ -180,7 +197,7 @@ class RewardModel(nn.Module):
         if adapter is not None and adapter.kind == "full":
             name = str(directory / "backbone")
             spec = {k: v for k, v in spec.items() if k in ("dtype", "attn_implementation")}
-        loaded = load_backbone(name, **spec)
+        loaded = load_backbone(name, **spec, **quantized_load_kwargs(adapter))
         model = cls(
             loaded, pooling=config["pooling"], marker=config["marker"], head=HeadConfig(**config["head"]),
             dims=config["dims"], reward_weights=config["reward_weights"], backbone_spec=config["backbone"],

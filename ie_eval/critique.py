@@ -1,0 +1,122 @@
+"""`ie-eval critique`: a saved critic writes critiques, their parsed scores and its head scores.
+
+    ie-eval critique --ckpt runs/sft-tiny/export --manifest data/synth/manifest.jsonl \
+        --split test --out runs/sft-tiny/critiques.jsonl
+
+One output row per (source, edited) pair, in manifest order. Batches are left-padded prompts:
+the head scores come from their prefill (score-only mode), the text from greedy decoding. When
+the manifest has MOS (and critiques), a metrics JSON is written next to the output: head and
+parsed-text PLCC / SRCC / KRCC, format stability, ROUGE-1 against the best reference critique.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+from ie_eval.data.collate import EditCollator
+from ie_eval.data.phased import TARGET_FORMATS, sft_targets
+from ie_eval.data.readers import read_manifests
+from ie_eval.data.records import EditRecord
+from ie_eval.data.splits import DEFAULT_SALT, split_records
+from ie_eval.metrics.critique import CritiqueMetrics
+from ie_eval.models.critic import CriticModel
+
+log = logging.getLogger(__name__)
+
+
+def critique_batches(
+    model: CriticModel, records: Sequence[EditRecord], collator: EditCollator, batch_size: int, max_new_tokens: int,
+    metrics: CritiqueMetrics | None = None,
+) -> Iterator[dict]:
+    """Output rows for `records`, `batch_size` at a time; updates `metrics` when given."""
+    device = next(model.parameters()).device
+    dims = model.dims
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        batch = collator(chunk)
+        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        result = model.critique(batch, max_new_tokens)
+        scores = result.scores.float().cpu()
+        if metrics is not None:
+            mos, mos_mask = batch["mos"].cpu(), batch["mos_mask"].cpu()
+            metrics.update_scores(scores, mos, mos_mask)
+            metrics.update_texts(result.parsed, mos, mos_mask, result.texts, [r.critique for r in chunk])
+        for record, text, parsed, row_scores in zip(chunk, result.texts, result.parsed, scores, strict=True):
+            yield {
+                "pair_id": record.pair_id,
+                "source_id": record.source_id,
+                "instruction": record.instruction,
+                "critique": text,
+                "parsed_scores": dict(zip(dims, parsed.scores, strict=True)) if parsed.parsed else None,
+                "structured": parsed.structured,
+                "head_scores": {d: round(float(v), 6) for d, v in zip(dims, row_scores, strict=True)},
+                "mos": dict(zip(dims, record.mos, strict=True)) if record.mos is not None else None,
+            }
+
+
+def select_records(manifest: str, split: str | None, ratios: dict[str, float], salt: str) -> list[EditRecord]:
+    """The manifest's records, optionally one split of its source-disjoint hash split."""
+    records = read_manifests([manifest]).records
+    if split is None:
+        return records
+    splits = split_records(records, ratios, salt=salt)
+    if split not in splits:
+        raise SystemExit(f"--split {split!r}: not one of {sorted(splits)}")
+    return splits[split]
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ie-eval critique", description=__doc__.split("\n")[0])
+    parser.add_argument("--ckpt", required=True, help="directory written by CriticModel.save_pretrained (a run's export/)")
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--out", required=True, help="output JSONL, one row per pair")
+    parser.add_argument("--metrics", default=None, help="metrics JSON (default: OUT with .metrics.json)")
+    parser.add_argument("--split", default=None, help="only this split of the source-disjoint split (e.g. test)")
+    parser.add_argument("--split-ratios", default='{"train": 0.8, "val": 0.1, "test": 0.1}', type=json.loads)
+    parser.add_argument("--split-salt", default=DEFAULT_SALT)
+    parser.add_argument(
+        "--reference-format", choices=TARGET_FORMATS, default="structured", help="of the best critique per pair (ROUGE)"
+    )
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--max-pixels", type=int, default=262_144, help="per-image pixel cap (use the training value)")
+    parser.add_argument("--min-pixels", type=int, default=None)
+    parser.add_argument("--max-length", type=int, default=4096)
+    parser.add_argument("--limit", type=int, default=None, help="first N pairs only")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return parser.parse_args(list(argv))
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    model = CriticModel.from_pretrained(args.ckpt, device=args.device)
+    records = select_records(args.manifest, args.split, args.split_ratios, args.split_salt)
+    records = sft_targets(records, "best", args.reference_format)  # one row per pair, best critique as reference
+    records = records[: args.limit] if args.limit else records
+    collator = EditCollator(
+        model.processor, task="critic", mode="generate", max_pixels=args.max_pixels, min_pixels=args.min_pixels,
+        max_length=args.max_length, prompt_suffix=model.prompt_suffix,
+    )
+    metrics = CritiqueMetrics(model.dims)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with out.open("w", encoding="utf-8") as handle:
+        for row in critique_batches(model, records, collator, args.batch_size, args.max_new_tokens, metrics):
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    seconds = time.perf_counter() - started
+    summary = {k: round(float(v), 4) for k, v in metrics.compute().items()}
+    summary |= {"pairs": len(records), "seconds": round(seconds, 1)}
+    metrics_path = Path(args.metrics) if args.metrics else out.with_suffix(".metrics.json")
+    metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("wrote %d critiques to %s in %.1fs; metrics %s", len(records), out, seconds, metrics_path)
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,92 @@
+"""Critic evaluation: head and parsed-text correlations with MOS, format stability, ROUGE-1 vs references."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torchmetrics import Metric
+from torchmetrics.text import ROUGEScore
+
+from ie_eval.data.critique_format import ParsedCritique
+from ie_eval.data.records import MOS_DIMS
+from ie_eval.metrics.correlation import ScoreCorrelations
+
+
+class FormatRate(Metric):
+    """Fraction of generated critiques whose final assessment parses (the paper's format stability)."""
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("parsed", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, parsed: Sequence[bool]) -> None:
+        self.parsed += float(sum(bool(p) for p in parsed))
+        self.total += float(len(parsed))
+
+    def compute(self) -> torch.Tensor:
+        return self.parsed / self.total if self.total > 0 else torch.tensor(float("nan"), dtype=torch.float64)
+
+
+class CritiqueMetrics(nn.Module):
+    """Everything the critic is judged on, per epoch or per run.
+
+    Keys of `compute()`: `{dim}_{plcc,srcc,krcc}` and `mean_*` for the regression head;
+    `text_{dim}_*` and `text_mean_*` for the scores parsed from generated text (parsed rows
+    only); `format_rate` (parsed / generated); `rouge1` (ROUGE-1 F vs the reference critiques);
+    `generated` (count). Text keys appear once some text was generated.
+    """
+
+    def __init__(self, dims: Sequence[str] = MOS_DIMS) -> None:
+        super().__init__()
+        self.head = ScoreCorrelations(dims)
+        self.text = ScoreCorrelations(dims)
+        self.format = FormatRate()
+        # rouge1 needs no nltk (only rougeLsum splits sentences with it).
+        self.rouge = ROUGEScore(rouge_keys="rouge1")
+
+    def update_scores(self, scores: torch.Tensor, mos: torch.Tensor, mos_mask: torch.Tensor) -> None:
+        """Regression-head scores (B, D) vs MOS, rows with MOS only."""
+        mask = mos_mask.bool().to(scores.device)
+        if bool(mask.any()):
+            self.head.update(scores[mask].float(), mos.to(scores.device)[mask].float())
+
+    def update_texts(
+        self,
+        parsed: Sequence[ParsedCritique],
+        mos: torch.Tensor,
+        mos_mask: torch.Tensor,
+        texts: Sequence[str] | None = None,
+        references: Sequence[str | None] | None = None,
+    ) -> None:
+        """Generated critiques: format rate, parsed-score correlations, ROUGE-1 where a reference exists."""
+        self.format.update([p.parsed for p in parsed])
+        rows = [i for i, p in enumerate(parsed) if p.parsed and bool(mos_mask[i])]
+        if rows:
+            predicted = torch.tensor([parsed[i].scores for i in rows], dtype=torch.float64)
+            self.text.update(predicted, mos[rows].detach().cpu().to(torch.float64))
+        if texts is not None and references is not None:
+            pairs = [(t, r) for t, r in zip(texts, references, strict=True) if r]
+            if pairs:
+                self.rouge.update([t for t, _ in pairs], [r for _, r in pairs])
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        if self.head.update_count:
+            out |= self.head.compute()
+        if self.format.update_count:
+            out["format_rate"] = self.format.compute()
+            out["generated"] = self.format.total.clone()
+            if self.text.update_count:
+                out |= {f"text_{k}": v for k, v in self.text.compute().items()}
+        if self.rouge.update_count:
+            out["rouge1"] = self.rouge.compute()["rouge1_fmeasure"]
+        return out
+
+    def reset(self) -> None:
+        for metric in (self.head, self.text, self.format, self.rouge):
+            metric.reset()

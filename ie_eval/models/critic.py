@@ -1,0 +1,126 @@
+"""ReasonEdit's dual-head critic (paper section 5.1, appendix D.1).
+
+One backbone, two outputs: the LM head writes a structured critique, and the regression head
+(RewardModel's Pooler + MultiHeadRegressor) reads the prefill state of the last prompt token
+and predicts (visual quality, instruction alignment, content preservation). So one checkpoint
+serves both modes:
+
+- score-only: `model(batch)`, one prefill, no generation (the paper's 1 s/sample path);
+- CoT: `model.critique(batch)`, the same scores plus greedy-generated text and its parsed scores.
+
+SFT runs one forward pass over prompt + answer: the prompt's last state (via `prompt_mask`)
+feeds the head, and the answer positions feed the LM head for the CE loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ie_eval.data.collate import END_OF_TURN, model_inputs
+from ie_eval.data.critique_format import ParsedCritique, parse_critique
+from ie_eval.data.prompts import FINAL_ASSESSMENT
+from ie_eval.data.records import MOS_DIMS
+from ie_eval.losses.sft import critique_token_positions
+from ie_eval.models.adapters import VISION_PROJECTIONS
+from ie_eval.models.backbone import Backbone
+from ie_eval.models.heads import HeadConfig
+from ie_eval.models.reward_model import RewardModel
+
+CRITIC_CONFIG_NAME = "critic_config.json"
+# The head pools the prompt, so anchors that live in the answer (`marker`) cannot be used.
+CRITIC_POOLINGS: tuple[str, ...] = ("prefill", "score_anchor", "mean")
+# Overall score = mean of the three dims (ImagenHub-style single number).
+OVERALL_WEIGHTS: tuple[float, float, float] = (1 / 3, 1 / 3, 1 / 3)
+# Paper table 9: LoRA on attention + MLP of the language model and on the vision tower and merger
+# (AdapterConfig(target_modules=CRITIC_LANGUAGE_MODULES, include_vision=True) adds VISION_PROJECTIONS).
+CRITIC_LANGUAGE_MODULES: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+PAPER_LORA_MODULES: tuple[str, ...] = CRITIC_LANGUAGE_MODULES + VISION_PROJECTIONS
+
+
+@dataclass
+class SFTOutputs:
+    """One teacher-forced pass over prompt + critique.
+
+    scores: (B, D) regression head on the prompt's pooled state.
+    token_logits: (N, V) LM logits at the N positions whose next token is a critique token.
+    token_targets: (N,) those next tokens; token_rows: (N,) which sample each belongs to.
+    """
+
+    scores: torch.Tensor
+    token_logits: torch.Tensor
+    token_targets: torch.Tensor
+    token_rows: torch.Tensor
+
+
+@dataclass
+class CritiqueOutputs:
+    """CoT mode: generated texts, what parses from them, and the regression head's (B, D) scores."""
+
+    texts: list[str]
+    parsed: list[ParsedCritique]
+    scores: torch.Tensor
+
+
+class CriticModel(RewardModel):
+    """RewardModel's regression path on MOS dims, plus the backbone's LM head for critiques."""
+
+    config_name = CRITIC_CONFIG_NAME
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        pooling: str = "prefill",
+        marker: str = FINAL_ASSESSMENT,
+        head: HeadConfig | None = None,
+        dims: Sequence[str] = MOS_DIMS,
+        reward_weights: Sequence[float] = OVERALL_WEIGHTS,
+        backbone_spec: dict | None = None,
+    ) -> None:
+        if pooling not in CRITIC_POOLINGS:
+            raise ValueError(
+                f"critic pooling '{pooling}' is not supported; the head reads the prompt: choose one of {CRITIC_POOLINGS}"
+            )
+        super().__init__(backbone, pooling, marker, head, dims, reward_weights, backbone_spec)
+        tokenizer = self.processor.tokenizer
+        end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN) if END_OF_TURN in tokenizer.get_vocab() else None
+        generation_eos = self.backbone.generation_config.eos_token_id
+        extra = generation_eos if isinstance(generation_eos, (list, tuple)) else [generation_eos]
+        self.stop_token_ids = sorted({int(i) for i in [end_of_turn, tokenizer.eos_token_id, *extra] if i is not None})
+        pad = tokenizer.pad_token_id
+        self.pad_token_id = int(pad if pad is not None else tokenizer.eos_token_id)
+
+    # --- training -----------------------------------------------------------------------
+    def sft_forward(self, batch: dict[str, Any]) -> SFTOutputs:
+        """Head scores and critique-token logits from ONE pass over a `task="critic", mode="train"` batch.
+
+        Logits are computed only where CE is taken (answer tokens of samples with a critique), so
+        score-only samples and the prompt never touch the (V-wide) LM head.
+        """
+        hidden = self.final_hidden_states(batch)  # (B, T, H)
+        scores = self.head(self.pool(hidden, batch))
+        rows, cols, targets = critique_token_positions(batch["labels"], batch["has_critique"])
+        logits = self.backbone.get_output_embeddings()(hidden[rows, cols])  # (N, V)
+        return SFTOutputs(scores=scores, token_logits=logits, token_targets=targets, token_rows=rows)
+
+    # --- inference ----------------------------------------------------------------------
+    @torch.no_grad()
+    def generate_texts(self, batch: dict[str, Any], max_new_tokens: int = 256) -> list[str]:
+        """Greedy critiques for a left-padded `mode="generate"` batch, prompt and special tokens removed."""
+        inputs = model_inputs(batch)
+        output = self.backbone.generate(
+            **inputs, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
+            eos_token_id=self.stop_token_ids, pad_token_id=self.pad_token_id,
+        )
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        return self.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+    @torch.no_grad()
+    def critique(self, batch: dict[str, Any], max_new_tokens: int = 256) -> CritiqueOutputs:
+        """CoT mode: head scores (same as score-only mode) + generated critiques and their parsed scores."""
+        scores = self(batch)
+        texts = self.generate_texts(batch, max_new_tokens)
+        return CritiqueOutputs(texts=texts, parsed=[parse_critique(t) for t in texts], scores=scores)
