@@ -66,7 +66,7 @@ class RewardModule(L.LightningModule):
             "optim": plain(self.optim_config), "reward_weights": list(reward_weights),
         })
         self.model = RewardModel.build(
-            backbone, backbone_kwargs, pooling=pooling, marker=marker, head=head_config,
+            backbone, backbone_kwargs, adapter=self.adapter_config, pooling=pooling, marker=marker, head=head_config,
             dims=CRITIQUE_DIMS, reward_weights=reward_weights,
         )
         self.loss_fn = RewardLoss.from_config(self.loss_config, num_dims=len(CRITIQUE_DIMS))

@@ -139,3 +139,10 @@ def test_nan_target_in_manifest_names_file_and_row(synth_manifest, tmp_path):
 def test_unknown_pooling_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown pooling 'cls'"):
         tiny_module(pooling="cls")
+
+
+def test_qlora_requested_on_cpu_fails_before_training():
+    if torch.cuda.is_available():
+        pytest.skip("CPU-only behaviour")
+    with pytest.raises(RuntimeError, match="qlora.*CUDA GPU"):
+        tiny_module(adapter={"kind": "qlora"})
