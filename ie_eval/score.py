@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-pixels", type=int, default=None, help="per-image pixel budget (use the training one)")
+    parser.add_argument("--max-pixels", type=int, default=None, help="per-image pixel budget (default: the training one)")
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     parser.add_argument("--no-strict", action="store_true", help="skip bad rows (counted) instead of failing")
     args = parser.parse_args(argv)
@@ -33,7 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if read.skipped:
         print(read.summary())
     model = RewardModel.from_pretrained(args.ckpt, device=args.device)
-    scoring = RewardScoring(model, batch_size=args.batch_size, max_pixels=args.max_pixels)
+    budget = model.input_budget
+    scoring = RewardScoring(
+        model, batch_size=args.batch_size, max_pixels=args.max_pixels or budget.get("max_pixels"),
+        max_length=budget.get("max_length"),
+    )
     scores = scoring.score_records(read.records)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

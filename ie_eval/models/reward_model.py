@@ -85,6 +85,8 @@ class RewardModel(nn.Module):
         self.backbone_spec = backbone_spec or {"name": backbone.name}
         self.adapter_config: AdapterConfig | None = None
         self.added_tokens: list[str] = []
+        # Collator budget the model was trained with (max_pixels, min_pixels, max_length); inference reuses it.
+        self.input_budget: dict[str, int] = {}
         self.prompt_suffix = ""
         if pooling == "score_anchor":
             self._add_score_anchor()
@@ -164,6 +166,7 @@ class RewardModel(nn.Module):
             "reward_weights": self.reward_weights.tolist(),
             "adapter": self.adapter_config.to_dict() if self.adapter_config else None,
             "added_tokens": self.added_tokens,
+            "input_budget": self.input_budget,
         }
 
     def save_pretrained(self, directory: str | Path) -> Path:
@@ -212,5 +215,6 @@ class RewardModel(nn.Module):
 
             model.backbone = PeftModel.from_pretrained(model.backbone, directory / "adapter")
         model.adapter_config = adapter
+        model.input_budget = dict(config.get("input_budget") or {})
         model.head.load_state_dict(load_file(directory / HEAD_NAME))
         return model.to(device).eval()

@@ -70,6 +70,7 @@ def test_fit_logs_correlations_and_exports_a_model_that_reproduces_scores(synth_
         assert key in logged and math.isfinite(float(logged[key]))
     best = RewardModule.load_from_checkpoint(checkpoint.best_model_path, weights_only=True).eval()
     exported = RewardModel.from_pretrained(tmp_path / "export")
+    assert exported.input_budget == {"max_pixels": 64 * 64, "min_pixels": 32 * 32, "max_length": 1024}
     batch = next(iter(data.test_dataloader()))
     with torch.no_grad():
         assert torch.equal(exported(batch), best.model(batch))
