@@ -6,7 +6,7 @@ RE-Reward, the critic's SFT and GRPO.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import lightning as L
 from lightning.pytorch.cli import LightningCLI

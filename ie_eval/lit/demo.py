@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 from PIL import Image
@@ -73,7 +73,7 @@ def scatter_plot(predictions: list[dict], path: Path) -> Path:
     scores = torch.cat([p["scores"] for p in predictions]).numpy()
     targets = torch.cat([p["target"] for p in predictions]).numpy()
     figure, axes = plt.subplots(1, len(CRITIQUE_DIMS), figsize=(4 * len(CRITIQUE_DIMS), 4))
-    for index, (axis, dim) in enumerate(zip(axes, CRITIQUE_DIMS)):
+    for index, (axis, dim) in enumerate(zip(axes, CRITIQUE_DIMS, strict=True)):
         axis.scatter(targets[:, index], scores[:, index], s=6, alpha=0.5)
         axis.set_xlabel(f"target {dim}")
         axis.set_ylabel(f"predicted {dim}")

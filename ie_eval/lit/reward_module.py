@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, is_dataclass
-from typing import Any, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
 import torch
 
 from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import CRITIQUE_DIMS
+from ie_eval.lit.common import CollatorInputsMixin, as_config, plain
+from ie_eval.lit.optim import OptimConfig, build_optimizer
 from ie_eval.losses.composite import RewardLoss, RewardLossConfig
 from ie_eval.metrics.correlation import ScoreCorrelations
 from ie_eval.models.adapters import AdapterConfig, adalora_orthogonal_penalty
 from ie_eval.models.heads import HeadConfig
 from ie_eval.models.reward_model import DEFAULT_REWARD_WEIGHTS, RewardModel
-from ie_eval.lit.optim import OptimConfig, build_optimizer
-
-ConfigT = TypeVar("ConfigT")
 
 
-def as_config(cls: type[ConfigT], value: ConfigT | dict | None) -> ConfigT:
-    """A dataclass config from itself, a dict (checkpoint hparams) or None (defaults)."""
-    if value is None:
-        return cls()
-    return value if isinstance(value, cls) else cls(**value)
-
-
-def plain(value: Any) -> Any:
-    """Dataclasses -> dicts, so checkpoints hold only plain types (loadable with weights_only)."""
-    return asdict(value) if is_dataclass(value) else value
-
-
-class RewardModule(L.LightningModule):
+class RewardModule(CollatorInputsMixin, L.LightningModule):
     """Fits RE-Reward: scores (logicality, accuracy, usefulness) of a critique of an edit.
 
     Args:
@@ -73,15 +60,6 @@ class RewardModule(L.LightningModule):
         self.val_metrics = ScoreCorrelations(CRITIQUE_DIMS)
         self.test_metrics = ScoreCorrelations(CRITIQUE_DIMS)
         self._allocated_step = -1
-
-    # What the DataModule's collator needs from the model.
-    @property
-    def processor(self) -> Any:
-        return self.model.processor
-
-    @property
-    def prompt_suffix(self) -> str:
-        return self.model.prompt_suffix
 
     def configure_model(self) -> None:
         """Attach adapters once the run length is known (AdaLoRA schedules its rank budget on it)."""

@@ -16,8 +16,8 @@ import lightning as L
 import torch
 
 from ie_eval.data.records import MOS_DIMS
+from ie_eval.lit.common import CollatorInputsMixin, as_config, plain
 from ie_eval.lit.optim import OptimConfig, build_optimizer
-from ie_eval.lit.reward_module import as_config, plain
 from ie_eval.losses.sft import LOSS_TERMS, SFTLossConfig, sft_loss
 from ie_eval.metrics.critique import CritiqueMetrics
 from ie_eval.models.adapters import AdapterConfig
@@ -56,7 +56,7 @@ def total_optimizer_steps(trainer: L.Trainer) -> int:
     return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
 
-class SFTModule(L.LightningModule):
+class SFTModule(CollatorInputsMixin, L.LightningModule):
     """Fits the dual-head critic: critique text (CE) + (visual quality, alignment, preservation) (Huber).
 
     Args:
@@ -95,15 +95,6 @@ class SFTModule(L.LightningModule):
         )
         self.val_metrics = CritiqueMetrics(MOS_DIMS)
         self.test_metrics = CritiqueMetrics(MOS_DIMS)
-
-    # What the DataModule's collator needs from the model.
-    @property
-    def processor(self) -> Any:
-        return self.model.processor
-
-    @property
-    def prompt_suffix(self) -> str:
-        return self.model.prompt_suffix
 
     def configure_model(self) -> None:
         self.model.attach_adapter(self.adapter_config)
