@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 # command -> "module:function"; the function takes the remaining argv and returns an exit code.
 TOOL_COMMANDS: dict[str, str] = {

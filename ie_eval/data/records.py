@@ -7,9 +7,9 @@ candidate critique. A pair with several critiques is several records sharing `pa
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 # Scores the critic predicts for an edit (MOS), in this order everywhere.
 MOS_DIMS: tuple[str, str, str] = ("visual_quality", "instruction_alignment", "content_preservation")

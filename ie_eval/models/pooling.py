@@ -11,7 +11,7 @@ prompt; with it, a training batch that also holds the answer still pools the pro
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -17,8 +17,8 @@ def test_wandb_logger_runs_offline_without_credentials(tmp_path, monkeypatch):
 
 def test_wandb_logger_from_lightning_cli_config_runs_offline(tmp_path, monkeypatch):
     """Through jsonargparse, as `ie-eval fit` builds it (it fills the parent's defaults in)."""
-    from lightning.pytorch.cli import LightningCLI  # noqa: F401  (jsonargparse signatures)
     from jsonargparse import ArgumentParser
+    from lightning.pytorch.cli import LightningCLI  # noqa: F401  (jsonargparse signatures)
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

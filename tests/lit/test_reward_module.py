@@ -94,7 +94,7 @@ def test_resumed_fit_continues_from_the_checkpoint_step_and_matches_uninterrupte
     second = trainer(tmp_path / "b", [recorder], max_epochs=2)
     second.fit(resumed, datamodule=tiny_data(synth_manifest), ckpt_path=tmp_path / "b" / "last.ckpt")
     assert recorder.start_step == 4 and second.global_step == 8
-    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
 
 
