@@ -1,0 +1,178 @@
+"""GRPO prompts: (source, edited, instruction) triplets, mixed from a MOS pool and a pure-pair pool.
+
+Paper section 5.3: prompts with MOS (their critiques can also earn verifiable score rewards and
+supervise the regression head) and pure source-edit pairs are sampled at a fixed ratio (7:3).
+Batches are lists of `EditRecord`s: the GRPO module collates prompts itself and hands the
+records (images, instruction, MOS) to the rewards.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from ie_eval.data.datamodule import RecordDataset
+from ie_eval.data.readers import read_manifests
+from ie_eval.data.records import EditRecord
+from ie_eval.data.splits import split_records, unit_hash
+
+log = logging.getLogger(__name__)
+
+
+def unique_pairs(records: Sequence[EditRecord]) -> list[EditRecord]:
+    """One prompt per (source, edited) pair, critique fields dropped (a manifest has a row per critique)."""
+    seen: dict[str, EditRecord] = {}
+    for record in records:
+        if record.pair_id not in seen:
+            seen[record.pair_id] = replace(record, critique=None, critique_id=None, critique_scores=None)
+    return list(seen.values())
+
+
+def withhold_mos(records: Sequence[EditRecord], share: float, salt: str) -> list[EditRecord]:
+    """Turn a stable, hash-chosen `share` of the pairs into pure source-edit pairs (MOS removed).
+
+    Used when no separate pure-pair manifest is given, so the 7:3 mix can still be exercised.
+    """
+    return [replace(r, mos=None) if unit_hash(r.pair_id, salt) < share else r for r in records]
+
+
+def mix_counts(prompts_per_step: int, mos_ratio: float, has_labeled: bool, has_pure: bool) -> tuple[int, int]:
+    """(labeled, pure) prompts per step for a MOS:pure ratio, falling back to one pool when the other is empty."""
+    if not has_pure:
+        return prompts_per_step, 0
+    if not has_labeled:
+        return 0, prompts_per_step
+    labeled = min(prompts_per_step, max(0, round(prompts_per_step * mos_ratio)))
+    return labeled, prompts_per_step - labeled
+
+
+class PromptMixSampler(Sampler[list[int]]):
+    """Batch sampler: each batch holds `labeled` MOS prompts and `pure` prompts, each pool reshuffled per epoch.
+
+    An epoch lasts until the larger per-step share of either pool has seen every one of its prompts once
+    (the smaller pool wraps around), so both pools are covered every epoch.
+    """
+
+    def __init__(
+        self, labeled: Sequence[int], pure: Sequence[int], prompts_per_step: int, mos_ratio: float, seed: int = 0
+    ) -> None:
+        if prompts_per_step < 1:
+            raise ValueError(f"prompts_per_step must be >= 1, got {prompts_per_step}")
+        if not 0.0 <= mos_ratio <= 1.0:
+            raise ValueError(f"mos_ratio must be in [0, 1], got {mos_ratio}")
+        if not labeled and not pure:
+            raise ValueError("PromptMixSampler: both prompt pools are empty")
+        self.labeled, self.pure = list(labeled), list(pure)
+        self.counts = mix_counts(prompts_per_step, mos_ratio, bool(self.labeled), bool(self.pure))
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return max(math.ceil(len(pool) / n) for pool, n in zip((self.labeled, self.pure), self.counts, strict=True) if n > 0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _stream(self, pool: list[int], generator: torch.Generator) -> Iterator[int]:
+        while True:
+            for i in torch.randperm(len(pool), generator=generator).tolist():
+                yield pool[i]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + 1000 * self.epoch)
+        streams = [self._stream(pool, generator) if pool else iter(()) for pool in (self.labeled, self.pure)]
+        for _ in range(len(self)):
+            yield [next(stream) for stream, n in zip(streams, self.counts, strict=True) for _ in range(n)]
+        self.epoch += 1
+
+
+def as_list(records: list[EditRecord]) -> list[EditRecord]:
+    return records
+
+
+class PromptDataModule(L.LightningDataModule):
+    """Train prompts mixed MOS:pure at `mos_ratio`; held-out (val / test) prompts from source-disjoint splits.
+
+    Args:
+        manifest: prompts with MOS (a pairs manifest; rows per critique are deduplicated to pairs).
+        pure_manifest: pure source-edit pairs (MOS ignored even if present). When None, a hash-chosen
+            `withheld_mos_share` of the train prompts loses its MOS and forms the pure pool.
+        prompts_per_step: prompts per GRPO step (each is sampled `group_size` times by the module).
+        mos_ratio: share of MOS prompts per step (paper: 0.7).
+        val_prompts: cap on held-out prompts used for validation (None: the whole split).
+    """
+
+    def __init__(
+        self,
+        manifest: str | list[str],
+        pure_manifest: str | list[str] | None = None,
+        withheld_mos_share: float = 0.3,
+        prompts_per_step: int = 4,
+        mos_ratio: float = 0.7,
+        split_ratios: dict[str, float] | None = None,
+        split_salt: str = "ie-eval",
+        strict: bool = True,
+        eval_batch_size: int = 16,
+        val_prompts: int | None = None,
+        test_prompts: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.split_ratios = split_ratios or {"train": 0.8, "val": 0.1, "test": 0.1}
+        self.splits: dict[str, list[EditRecord]] = {}
+        self.sampler: PromptMixSampler | None = None
+
+    @staticmethod
+    def _read(manifest: str | list[str], strict: bool) -> list[EditRecord]:
+        manifests = [manifest] if isinstance(manifest, str) else list(manifest)
+        result = read_manifests(manifests, strict=strict)
+        if result.skipped:
+            log.warning(result.summary())
+        return unique_pairs(result.records)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        hp = self.hparams
+        labeled = self._read(hp.manifest, hp.strict)
+        self.splits = split_records(labeled, self.split_ratios, salt=hp.split_salt)
+        train = self.splits.get("train", [])
+        if hp.pure_manifest is not None:
+            pure = [replace(r, mos=None) for r in self._read(hp.pure_manifest, hp.strict)]
+            pure_splits = split_records(pure, self.split_ratios, salt=hp.split_salt)
+            train = [r for r in train if r.has_mos] + pure_splits.get("train", [])
+        else:
+            train = withhold_mos(train, hp.withheld_mos_share, hp.split_salt)
+        self.splits["train"] = train
+        if not train:
+            raise ValueError(f"{hp.manifest}: no train prompts after the split {self.split_ratios}")
+        counts = {name: len(split) for name, split in self.splits.items()}
+        log.info("GRPO prompts: %s (train with MOS: %d)", counts, sum(r.has_mos for r in train))
+
+    def train_dataloader(self) -> DataLoader:
+        train = self.splits["train"]
+        labeled = [i for i, r in enumerate(train) if r.has_mos]
+        pure = [i for i, r in enumerate(train) if not r.has_mos]
+        self.sampler = PromptMixSampler(labeled, pure, self.hparams.prompts_per_step, self.hparams.mos_ratio,
+                                        self.hparams.seed)
+        return DataLoader(RecordDataset(train), batch_sampler=self.sampler, collate_fn=as_list)
+
+    def _held_out(self, split: str, cap: int | None) -> DataLoader:
+        records = self.splits.get(split, [])
+        if not records:
+            raise ValueError(f"split '{split}' is empty; check split_ratios {self.split_ratios}")
+        records = sorted(records, key=lambda r: r.pair_id)[:cap] if cap else records
+        return DataLoader(RecordDataset(records), batch_size=self.hparams.eval_batch_size, shuffle=False,
+                          collate_fn=as_list)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._held_out("val", self.hparams.val_prompts)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._held_out("test", self.hparams.test_prompts)

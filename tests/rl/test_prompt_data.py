@@ -1,0 +1,56 @@
+"""GRPO prompt mix: the MOS:pure ratio per step, pool coverage, held-out prompts."""
+
+from collections import Counter
+
+import pytest
+
+from ie_eval.rl.prompt_data import PromptDataModule, PromptMixSampler, mix_counts, withhold_mos
+
+
+def test_mix_counts_follow_ratio_and_fall_back_to_one_pool():
+    assert mix_counts(10, 0.7, True, True) == (7, 3)
+    assert mix_counts(4, 0.7, True, True) == (3, 1)
+    assert mix_counts(4, 0.7, True, False) == (4, 0)
+    assert mix_counts(4, 0.7, False, True) == (0, 4)
+
+
+def test_sampler_batches_hold_the_ratio_and_cover_both_pools_each_epoch():
+    labeled, pure = list(range(14)), list(range(100, 106))
+    sampler = PromptMixSampler(labeled, pure, prompts_per_step=10, mos_ratio=0.7, seed=3)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 2
+    for batch in batches:
+        assert sum(i < 100 for i in batch) == 7 and sum(i >= 100 for i in batch) == 3
+    seen = Counter(i for batch in batches for i in batch)
+    assert set(labeled) <= set(seen) and set(pure) <= set(seen)
+    assert list(sampler) != batches  # the next epoch is reshuffled
+
+
+def test_sampler_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="mos_ratio"):
+        PromptMixSampler([0], [1], 2, 1.5)
+    with pytest.raises(ValueError, match="both prompt pools are empty"):
+        PromptMixSampler([], [], 2, 0.7)
+
+
+def test_withheld_share_is_stable_and_close_to_requested(synth_manifest):
+    data = PromptDataModule(str(synth_manifest))
+    records = data._read(str(synth_manifest), strict=True)
+    first, second = withhold_mos(records, 0.3, "s"), withhold_mos(records, 0.3, "s")
+    assert [r.mos for r in first] == [r.mos for r in second]
+    share = sum(r.mos is None for r in first) / len(first)
+    assert 0.15 < share < 0.45
+
+
+def test_datamodule_splits_pairs_and_mixes_train_batches(synth_manifest):
+    data = PromptDataModule(str(synth_manifest), prompts_per_step=10, mos_ratio=0.7, val_prompts=5)
+    data.setup("fit")
+    pair_ids = [r.pair_id for split in data.splits.values() for r in split]
+    assert len(pair_ids) == len(set(pair_ids))  # one prompt per pair, whatever the critiques per pair
+    assert all(r.critique is None for r in data.splits["train"])
+    batch = next(iter(data.train_dataloader()))
+    assert sum(r.has_mos for r in batch) == 7 and len(batch) == 10
+    val = [r for b in data.val_dataloader() for r in b]
+    assert len(val) == 5 and all(r.has_mos for r in val)
+    train_sources = {r.source_id for r in data.splits["train"]}
+    assert train_sources.isdisjoint({r.source_id for r in val})
