@@ -1,0 +1,283 @@
+"""GRPO rewards: small classes with one `__call__(samples) -> (N,) tensor`, combined with weights.
+
+- `ReReward`: RE-Reward's critique scores, r = w_L * logicality + w_A * accuracy + w_U * usefulness
+  (paper eq. 6 / 12), from any `RewardScorer` (`RewardClient` over HTTP or `LocalReward`).
+- `MosScoreReward`: verifiable score reward of the parsed text scores against MOS (IE-Critic-R1).
+- `FormatReward`: 1 if the critique has the required structure, else 0.
+- `CompositeReward`: sum_k weight_k * reward_k, keeping every component for logging.
+
+`build_rewards(config, scorer)` builds a CompositeReward from a list of dicts such as
+`[{"name": "re_reward", "weight": 1.0, "weights": {...}}, {"name": "mos_l1", "type": "mos", "weight": 0.5,
+"kind": "l1"}, {"name": "format", "weight": 0.1}]` (`type` defaults to `name`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ie_eval.data.critique_format import ParsedCritique, parse_critique
+from ie_eval.data.prompts import SCORE_RANGE
+from ie_eval.data.records import CRITIQUE_DIMS, EditRecord
+from ie_eval.serve.base import ImageLike, RewardItem, RewardScorer
+
+MOS_KINDS: tuple[str, ...] = ("l1", "gaussian", "laplace")
+MOS_SCALES: tuple[str, ...] = ("probit", "text")
+
+
+@dataclass(frozen=True)
+class RewardSample:
+    """One completion to reward: the edit it critiques, its text, what parses from it, and MOS if known.
+
+    mos: (visual quality, instruction alignment, content preservation) in the records' normalized
+    target scale (ECDF-probit by default), or None for a pure source-edit pair.
+    parsed: filled from `completion` when not given.
+    """
+
+    source_image: ImageLike
+    edited_image: ImageLike
+    instruction: str
+    completion: str
+    parsed: ParsedCritique | None = None
+    mos: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.parsed is None:
+            object.__setattr__(self, "parsed", parse_critique(self.completion))
+
+    @classmethod
+    def from_record(cls, record: EditRecord, completion: str) -> RewardSample:
+        return cls(record.source_image, record.edited_image, record.instruction, completion, mos=record.mos)
+
+    @property
+    def parsed_scores(self) -> tuple[float, float, float] | None:
+        return self.parsed.scores
+
+
+class Reward:
+    """Base of the reward components: `__call__` gives (N,) float32 rewards; `applies` says which count.
+
+    A component that does not apply to a sample (MOS reward without MOS) gives it 0 there, and
+    its logged mean / std are taken over the samples it applies to only.
+    """
+
+    def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def applies(self, samples: Sequence[RewardSample]) -> torch.Tensor:
+        """(N,) bool: which samples this component rewards (all, unless overridden)."""
+        return torch.ones(len(samples), dtype=torch.bool)
+
+
+class ReReward(Reward):
+    """RE-Reward score r = sum_k w_k * score_k over (logicality, accuracy, usefulness).
+
+    weights: {dim: w}; None takes the scorer's own weighted `reward` (the server's weights).
+    A scorer failure (`RewardServerError`) propagates: no partial or zero rewards are invented.
+    A blank completion cannot be scored (scorers refuse blank critiques); it gets the lowest
+    reward of the batch, so it is never preferred over a written critique (0 if all are blank).
+    """
+
+    def __init__(self, scorer: RewardScorer, weights: Mapping[str, float] | None = None) -> None:
+        if weights is not None:
+            unknown, missing = sorted(set(weights) - set(CRITIQUE_DIMS)), sorted(set(CRITIQUE_DIMS) - set(weights))
+            if unknown or missing:
+                raise ValueError(f"ReReward weights need exactly {CRITIQUE_DIMS}; unknown {unknown}, missing {missing}")
+        self.scorer = scorer
+        self.weights = None if weights is None else {dim: float(weights[dim]) for dim in CRITIQUE_DIMS}
+
+    def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
+        written = [i for i, s in enumerate(samples) if s.completion.strip()]
+        items = [
+            RewardItem(samples[i].source_image, samples[i].edited_image, samples[i].instruction, samples[i].completion)
+            for i in written
+        ]
+        scores = self.scorer.score(items) if items else []
+        if len(scores) != len(items):
+            raise RuntimeError(f"ReReward: scorer returned {len(scores)} results for {len(items)} critiques")
+        values = [self.combine(s.as_dict()) for s in scores]
+        out = torch.full((len(samples),), min(values, default=0.0), dtype=torch.float32)
+        out[written] = torch.tensor(values, dtype=torch.float32)
+        return out
+
+    def combine(self, scores: Mapping[str, float]) -> float:
+        if self.weights is None:
+            return float(scores["reward"])
+        return sum(w * float(scores[dim]) for dim, w in self.weights.items())
+
+
+def mos_to_text_scale(mos: torch.Tensor, scale: str = "probit", score_range: tuple[float, float] = SCORE_RANGE) -> torch.Tensor:
+    """MOS targets -> the critique's score scale [low, high], so text scores and MOS compare like with like.
+
+    "probit": targets are Phi^-1(percentile) (ECDF-probit, data/normalize.py), so the text-scale
+        value is low + (high - low) * Phi(mos): the percentile spread over the score range.
+    "text": targets already are on the critique's scale (e.g. raw mean ratings on 1..5).
+    """
+    if scale not in MOS_SCALES:
+        raise ValueError(f"unknown mos_scale {scale!r}; choose one of {MOS_SCALES}")
+    if scale == "text":
+        return mos
+    low, high = score_range
+    return low + (high - low) * torch.special.ndtr(mos)
+
+
+class MosScoreReward(Reward):
+    """Verifiable score reward of the parsed final-assessment scores against MOS (IE-Critic-R1).
+
+    With d_k = pred_k - mos_k on the text scale (`mos_to_text_scale`), averaged over the 3 dims:
+        l1:        1 - |d_k| / (high - low)         in [0, 1]
+        gaussian:  exp(-d_k^2 / (2 sigma^2))        in (0, 1]
+        laplace:   exp(-|d_k| / b)                  in (0, 1]
+    A completion whose scores do not parse gets 0, the minimum of every kind. Samples without MOS
+    get 0 and are outside `applies` (their mean is not logged).
+    """
+
+    def __init__(
+        self,
+        kind: str = "l1",
+        sigma: float | None = None,
+        b: float | None = None,
+        mos_scale: str = "probit",
+        score_range: Sequence[float] = SCORE_RANGE,
+    ) -> None:
+        if kind not in MOS_KINDS:
+            raise ValueError(f"unknown MOS reward kind {kind!r}; choose one of {MOS_KINDS}")
+        if kind == "gaussian" and not (sigma and sigma > 0):
+            raise ValueError("MosScoreReward(kind='gaussian') needs sigma > 0")
+        if kind == "laplace" and not (b and b > 0):
+            raise ValueError("MosScoreReward(kind='laplace') needs b > 0")
+        if mos_scale not in MOS_SCALES:
+            raise ValueError(f"unknown mos_scale {mos_scale!r}; choose one of {MOS_SCALES}")
+        self.kind, self.sigma, self.b, self.mos_scale = kind, sigma, b, mos_scale
+        self.score_range = (float(score_range[0]), float(score_range[1]))
+
+    def applies(self, samples: Sequence[RewardSample]) -> torch.Tensor:
+        return torch.tensor([s.mos is not None for s in samples], dtype=torch.bool)
+
+    def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
+        out = torch.zeros(len(samples), dtype=torch.float32)
+        rows = [i for i, s in enumerate(samples) if s.mos is not None and s.parsed_scores is not None]
+        if not rows:
+            return out
+        pred = torch.tensor([samples[i].parsed_scores for i in rows], dtype=torch.float64)
+        mos = mos_to_text_scale(torch.tensor([samples[i].mos for i in rows], dtype=torch.float64), self.mos_scale, self.score_range)
+        d = pred - mos  # (n, 3)
+        if self.kind == "l1":
+            per_dim = 1 - d.abs() / (self.score_range[1] - self.score_range[0])
+        elif self.kind == "gaussian":
+            per_dim = torch.exp(-(d**2) / (2 * self.sigma**2))
+        else:
+            per_dim = torch.exp(-d.abs() / self.b)
+        out[rows] = per_dim.mean(dim=1).float()
+        return out
+
+
+class FormatReward(Reward):
+    """1 if the critique parses into the required structure, else 0.
+
+    require="structured": every dimension's observations section and all three final scores
+    (`ParsedCritique.structured`); "parsed": the three final scores alone (`ParsedCritique.parsed`).
+    """
+
+    def __init__(self, require: str = "structured") -> None:
+        if require not in ("structured", "parsed"):
+            raise ValueError(f"FormatReward require must be 'structured' or 'parsed', got {require!r}")
+        self.require = require
+
+    def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
+        return torch.tensor([float(getattr(s.parsed, self.require)) for s in samples], dtype=torch.float32)
+
+
+@dataclass
+class ComponentRewards:
+    """One component's (N,) rewards, where it applies, and its weight in the total."""
+
+    values: torch.Tensor
+    applies: torch.Tensor
+    weight: float
+
+    @property
+    def mean(self) -> float:
+        """Mean over the samples the component applies to (NaN if none)."""
+        kept = self.values[self.applies]
+        return float(kept.mean()) if kept.numel() else math.nan
+
+    @property
+    def std(self) -> float:
+        """Population std over the samples the component applies to (NaN if none)."""
+        kept = self.values[self.applies]
+        return float(kept.std(correction=0)) if kept.numel() else math.nan
+
+
+@dataclass
+class RewardBreakdown:
+    """total: (N,) sum_k weight_k * values_k; components by name; the samples they were computed on."""
+
+    total: torch.Tensor
+    components: dict[str, ComponentRewards] = field(default_factory=dict)
+    samples: list[RewardSample] = field(default_factory=list)
+
+    def metrics(self, prefix: str = "reward/") -> dict[str, float]:
+        """{prefix}total_mean / total_std and {prefix}{name}_mean / _std per component, as floats."""
+        out = {f"{prefix}total_mean": float(self.total.mean()), f"{prefix}total_std": float(self.total.std(correction=0))}
+        for name, component in self.components.items():
+            out[f"{prefix}{name}_mean"], out[f"{prefix}{name}_std"] = component.mean, component.std
+        return out
+
+
+class CompositeReward:
+    """Weighted sum of named components: `__call__(samples) -> RewardBreakdown`."""
+
+    def __init__(self, components: Sequence[tuple[str, float, Reward]]) -> None:
+        if not components:
+            raise ValueError("CompositeReward needs at least one component")
+        names = [name for name, _, _ in components]
+        if len(set(names)) != len(names):
+            raise ValueError(f"reward component names must be unique, got {names}")
+        self.components = [(name, float(weight), reward) for name, weight, reward in components]
+
+    def __call__(self, samples: Sequence[RewardSample]) -> RewardBreakdown:
+        total = torch.zeros(len(samples), dtype=torch.float32)
+        parts: dict[str, ComponentRewards] = {}
+        for name, weight, reward in self.components:
+            values = reward(samples).float()
+            applies = reward.applies(samples)
+            if values.shape != (len(samples),):
+                raise RuntimeError(f"reward '{name}' returned shape {tuple(values.shape)} for {len(samples)} samples")
+            total += weight * torch.where(applies, values, torch.zeros_like(values))
+            parts[name] = ComponentRewards(values=values, applies=applies, weight=weight)
+        return RewardBreakdown(total=total, components=parts, samples=list(samples))
+
+
+REWARD_TYPES: dict[str, type[Reward]] = {"re_reward": ReReward, "mos": MosScoreReward, "format": FormatReward}
+
+
+def build_rewards(config: Sequence[Mapping[str, Any]], scorer: RewardScorer | None = None) -> CompositeReward:
+    """CompositeReward from config dicts {name, weight, type (default: name), **options of the class}.
+
+    `scorer` serves the "re_reward" components; a config that uses one without a scorer fails here.
+    """
+    components = []
+    for index, spec in enumerate(config):
+        options = dict(spec)
+        name = options.pop("name", None)
+        if not name or "weight" not in options:
+            raise ValueError(f"rewards[{index}]: each reward needs a `name` and a `weight`, got {dict(spec)}")
+        weight = float(options.pop("weight"))
+        kind = options.pop("type", name)
+        if kind not in REWARD_TYPES:
+            raise ValueError(f"rewards[{index}] '{name}': unknown type {kind!r}; choose one of {sorted(REWARD_TYPES)}")
+        if kind == "re_reward":
+            if scorer is None:
+                raise ValueError(f"rewards[{index}] '{name}': an RE-Reward component needs a reward scorer")
+            options["scorer"] = scorer
+        try:
+            reward = REWARD_TYPES[kind](**options)
+        except TypeError as err:
+            raise ValueError(f"rewards[{index}] '{name}' ({kind}): {err}") from err
+        components.append((name, weight, reward))
+    return CompositeReward(components)
