@@ -1,0 +1,99 @@
+"""The rollout interface GRPO samples through: `generate(prompt_batch, group_size, sampling) -> Rollouts`.
+
+A prompt batch is an `EditCollator(task="critic", mode="generate")` batch (left-padded prompts with
+their images). Rollouts hold G completions per prompt, prompt p's at rows p * G .. p * G + G - 1.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+ENGINES: tuple[str, ...] = ("hf", "vllm")
+
+
+@dataclass
+class SamplingConfig:
+    """Decoding of rollouts: temperature 0 is greedy; top_p < 1 nucleus sampling; top_k 0 = off."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.max_new_tokens < 1:
+            raise ValueError(f"invalid sampling config {self}: need temperature >= 0, 0 < top_p <= 1, "
+                             "top_k >= 0, max_new_tokens >= 1")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class Rollouts:
+    """G completions per prompt, right-padded.
+
+    completion_ids: (N, L) with N = P * G; padding after the stop token is the pad id.
+    completion_mask: (N, L) long, 1 on generated tokens up to and including the first stop token.
+    texts: N decoded completions (special tokens removed). prompt_index: (N,) row -> prompt.
+    finished: (N,) bool, True where a stop token ended the completion (False: cut at max_new_tokens).
+    sampling_logp: (N, L) log-prob of each token under the distribution it was drawn from (after
+        temperature / top-p; raw logits when greedy), 0 on padding; only when requested.
+    """
+
+    completion_ids: torch.Tensor
+    completion_mask: torch.Tensor
+    texts: list[str]
+    prompt_index: torch.Tensor
+    group_size: int
+    finished: torch.Tensor
+    sampling_logp: torch.Tensor | None = None
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """(N,) completion lengths in tokens (the response-length curve)."""
+        return self.completion_mask.sum(dim=1)
+
+
+class RolloutEngine(ABC):
+    """Samples G completions per prompt from the current policy."""
+
+    @abstractmethod
+    def generate(
+        self, prompt_batch: dict[str, Any], group_size: int, sampling: SamplingConfig, with_logprobs: bool = False
+    ) -> Rollouts: ...
+
+    def sync_weights(self) -> None:
+        """Make the engine sample from the policy's current weights (after an optimizer step).
+
+        In-process engines sample from the policy module itself, so this is a no-op for them.
+        """
+        return None
+
+
+def completion_mask(completion_ids: torch.Tensor, stop_token_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """((N, L) long mask up to and including the first stop token, (N,) bool finished)."""
+    is_stop = torch.isin(completion_ids, torch.tensor(stop_token_ids, device=completion_ids.device))
+    finished = is_stop.any(dim=1)
+    length = completion_ids.shape[1]
+    first_stop = torch.where(finished, is_stop.int().argmax(dim=1), torch.full_like(finished, length, dtype=torch.long))
+    positions = torch.arange(length, device=completion_ids.device)[None]
+    return (positions <= first_stop[:, None]).long(), finished
+
+
+def build_rollout_engine(name: str, model: Any, **options: Any) -> RolloutEngine:
+    """The named engine ("hf" or "vllm") around a CriticModel policy; `options` go to its constructor."""
+    if name == "hf":
+        from ie_eval.rl.rollout.hf import HFRolloutEngine
+
+        return HFRolloutEngine(model, **options)
+    if name == "vllm":
+        from ie_eval.rl.rollout.vllm import VLLMRolloutEngine
+
+        return VLLMRolloutEngine(model, **options)
+    raise ValueError(f"unknown rollout engine {name!r}; choose one of {ENGINES}")

@@ -1,0 +1,156 @@
+"""Teacher-forced per-token log-probs of rollouts, and the reference policy they are compared with.
+
+GRPO needs log pi(o_t | q, o_<t) of every completion token under the current policy (with
+gradients), the policy that sampled (old, once per rollout batch) and the reference. One forward
+pass over [prompt, completion] per row gives all of a row's tokens: the logits at position
+T - 1 + t predict completion token t. Prompts are repeated G times, images included: each row
+carries its own copy of its prompt's pixel patches, in row order, as `image_grid_thw` expects.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ie_eval.data.collate import model_inputs
+
+# (B, T) per-token keys of a collated prompt batch that the model reads.
+TOKEN_KEYS: tuple[str, ...] = ("input_ids", "attention_mask", "mm_token_type_ids")
+
+
+def images_per_row(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
+    """(B,) number of images in each prompt: one `<|vision_start|>` token per image."""
+    return (input_ids == model.backbone.config.vision_start_token_id).sum(dim=1)
+
+
+def gather_rows(inputs: dict[str, Any], rows: torch.Tensor, row_images: torch.Tensor) -> dict[str, Any]:
+    """Model inputs of prompts `rows` (any order, repeats allowed), each with its own images.
+
+    inputs: `model_inputs(batch)`; row_images: (B,) images per prompt. pixel_values hold each
+    image's t * h * w patch rows one image after another, and image_grid_thw one row per image,
+    so both are re-assembled image by image in the new row order.
+    """
+    out = {key: inputs[key][rows] for key in TOKEN_KEYS if key in inputs}
+    if "pixel_values" not in inputs:
+        return out
+    grid = inputs["image_grid_thw"]  # (I, 3)
+    patches = grid.prod(dim=1).tolist()  # pixel_values rows per image
+    pixel_chunks = inputs["pixel_values"].split(patches)
+    first_image = torch.cumsum(row_images, 0) - row_images
+    images = [int(first_image[r]) + k for r in rows.tolist() for k in range(int(row_images[r]))]
+    out["pixel_values"] = torch.cat([pixel_chunks[i] for i in images])
+    out["image_grid_thw"] = grid[images]
+    return out
+
+
+def repeat_prompts(model: Any, prompt_batch: dict[str, Any], group_size: int) -> dict[str, Any]:
+    """Model inputs with every prompt repeated `group_size` times (rows p * G .. p * G + G - 1)."""
+    inputs = model_inputs(prompt_batch)
+    prompts = inputs["input_ids"].shape[0]
+    rows = torch.arange(prompts, device=inputs["input_ids"].device).repeat_interleave(group_size)
+    return gather_rows(inputs, rows, images_per_row(model, inputs["input_ids"]))
+
+
+def completion_logprobs(
+    model: Any,
+    prompt_batch: dict[str, Any],
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    group_size: int,
+    temperature: float = 1.0,
+    micro_batch_size: int | None = None,
+) -> torch.Tensor:
+    """(N, L) log pi(o_t | q, o_<t) of the completion tokens (0 on padding), with autograd if enabled.
+
+    model: a CriticModel (anything with `.backbone`); prompt_batch: the left-padded generate batch
+    of the P prompts; completion_ids / completion_mask: (P * G, L) as in `Rollouts`.
+    temperature: logits are divided by it first (as when sampling; 1 = the model's own distribution).
+    micro_batch_size: rows per forward pass (None = all), bounding the (rows, L, V) logits.
+    """
+    return _token_statistics(model, prompt_batch, completion_ids, completion_mask, group_size, temperature,
+                             micro_batch_size, with_entropy=False)[0]
+
+
+def completion_logprobs_and_entropy(
+    model: Any,
+    prompt_batch: dict[str, Any],
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    group_size: int,
+    temperature: float = 1.0,
+    micro_batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`completion_logprobs` plus the (N, L) entropy -sum_v p_v log p_v of each next-token distribution."""
+    logp, entropy = _token_statistics(model, prompt_batch, completion_ids, completion_mask, group_size,
+                                      temperature, micro_batch_size, with_entropy=True)
+    return logp, entropy
+
+
+def _token_statistics(
+    model: Any,
+    prompt_batch: dict[str, Any],
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    group_size: int,
+    temperature: float,
+    micro_batch_size: int | None,
+    with_entropy: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    inputs = model_inputs(prompt_batch)
+    prompts = inputs["input_ids"].shape[0]
+    if completion_ids.shape[0] != prompts * group_size:
+        raise ValueError(f"{completion_ids.shape[0]} completions for {prompts} prompts x group_size {group_size}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 for log-probs, got {temperature}")
+    row_images = images_per_row(model, inputs["input_ids"])
+    prompt_of_row = torch.arange(prompts, device=completion_ids.device).repeat_interleave(group_size)
+    step = micro_batch_size or completion_ids.shape[0]
+    logps, entropies = [], []
+    for start in range(0, completion_ids.shape[0], step):
+        rows = slice(start, start + step)
+        batch = gather_rows(inputs, prompt_of_row[rows], row_images)
+        ids, mask = completion_ids[rows], completion_mask[rows]
+        length = ids.shape[1]
+        batch["input_ids"] = torch.cat([batch["input_ids"], ids], dim=1)
+        batch["attention_mask"] = torch.cat([batch["attention_mask"], mask.to(batch["attention_mask"])], dim=1)
+        if "mm_token_type_ids" in batch:
+            batch["mm_token_type_ids"] = F.pad(batch["mm_token_type_ids"], (0, length))
+        # The last L + 1 positions: T - 1 .. T + L - 1; position T - 1 + t predicts completion token t.
+        logits = model.backbone(**batch, use_cache=False, logits_to_keep=length + 1).logits[:, :-1]
+        log_probs = F.log_softmax(logits.float() / temperature, dim=-1)  # (rows, L, V)
+        logps.append(log_probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask)
+        if with_entropy:
+            entropies.append(-(log_probs.exp() * log_probs).sum(-1) * mask)
+    return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)
+
+
+@contextmanager
+def reference_mode(model: Any, ref_model: Any | None = None) -> Iterator[Any]:
+    """Yield the model whose log-probs are the reference policy's.
+
+    With `ref_model` (a frozen copy, for full fine-tuning): that model. Else the policy must be a
+    PEFT model, and the reference is the same backbone with its adapters disabled for the block.
+    """
+    if ref_model is not None:
+        yield ref_model
+        return
+    if not getattr(model, "is_peft", False):
+        raise ValueError(
+            "reference_mode: the policy has no PEFT adapter to disable (full fine-tuning); "
+            "pass ref_model=frozen_copy(policy) taken before training"
+        )
+    with model.backbone.disable_adapter():
+        yield model
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy in eval mode with no trainable parameters (the full fine-tuning reference)."""
+    reference = copy.deepcopy(model).eval()
+    for parameter in reference.parameters():
+        parameter.requires_grad_(False)
+    return reference
