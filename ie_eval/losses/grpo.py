@@ -119,9 +119,9 @@ def grpo_loss(
         raise ValueError("grpo_loss: aggregation 'dr_grpo' needs max_completion_length (its constant normalizer)")
     if advantages.dim() != 1 or advantages.shape[0] != logp.shape[0]:
         raise ValueError(f"advantages must be ({logp.shape[0]},), got {tuple(advantages.shape)}")
-    mask = completion_mask.to(logp.dtype)
+    mask = completion_mask.to(device=logp.device, dtype=logp.dtype)
     old_logp = logp.detach() if old_logp is None else old_logp
-    adv = advantages.to(logp.dtype).unsqueeze(1)  # (N, 1)
+    adv = advantages.to(device=logp.device, dtype=logp.dtype).unsqueeze(1)  # (N, 1)
 
     log_ratio = logp - old_logp  # (N, L)
     if importance_sampling == "sequence":  # GSPO: one length-normalized ratio per completion, (N, 1)
