@@ -45,6 +45,18 @@ sft: $(DATA)/manifest.jsonl
 	$(VENV)/bin/ie-eval critique --ckpt runs/sft-tiny/export --manifest $(DATA)/manifest.jsonl --split test \
 		--out runs/sft-tiny/critiques_test.jsonl --max-pixels 16384 --min-pixels 1024 --max-new-tokens 160 --batch-size 32
 
+# GRPO on the SFT critic, RE-Reward served over HTTP on 127.0.0.1 (as in real use); builds both first if absent.
+# Prints held-out reward / SRCC before and after; runs/grpo-tiny/grpo_results.json, export in runs/grpo-tiny/export.
+SFT_EXPORT := runs/sft-tiny/export/critic_config.json
+RM_EXPORT := runs/rm-tiny/export/reward_config.json
+$(SFT_EXPORT):
+	$(MAKE) sft
+$(RM_EXPORT):
+	$(MAKE) train-rm
+grpo: $(DATA)/manifest.jsonl $(SFT_EXPORT) $(RM_EXPORT)
+	$(VENV)/bin/ie-eval grpo --serve-rm runs/rm-tiny/export --config configs/grpo/tiny.yaml \
+		--data.init_args.manifest $(DATA)/pairs.jsonl
+
 # The README's one-command main job: data, train, test table, blank-image check, scatter plot.
 demo: $(STAMP)
 	$(VENV)/bin/ie-eval demo --data $(DATA) --out $(RUNS)/demo

@@ -17,6 +17,10 @@ TOOL_COMMANDS: dict[str, str] = {
     "score": "ie_eval.score:main",
     "critique": "ie_eval.critique:main",
     "serve-rm": "ie_eval.serve.app:main",
+    "grpo": "ie_eval.rl.launch:main",
+    "ablate": "ie_eval.lit.ablate:main",
+    "eval": "ie_eval.eval.cli:main",
+    "report": "ie_eval.eval.report:main",
 }
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")

@@ -40,7 +40,9 @@ class ExportPretrained(L.Callback):
         if best:
             final_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             pl_module.load_state_dict(load_state_dict_safely(best))
-        pl_module.model.save_pretrained(target)
+        # A module may export differently from its model (GRPO merges its adapter first).
+        export = getattr(pl_module, "export_pretrained", None) or pl_module.model.save_pretrained
+        export(target)
         if final_state is not None:
             pl_module.load_state_dict(final_state)
         log.info("exported %s to %s", best or "final weights", target)

@@ -1,0 +1,324 @@
+"""GRPO on the critic (paper section 5.3, appendix D.4-D.5), one step readable top to bottom:
+
+    prompts -> sample G critiques each -> score them (RE-Reward + verifiable + format)
+            -> group-normalized advantages -> ppo_epochs x (clipped surrogate + beta KL + aux Huber)
+
+Manual optimization: a step is one rollout batch, and every policy update inside it is an
+optimizer step. Old-policy and reference log-probs are computed once per rollout batch. Rewards
+that cannot be had (server gone after retries) stop the run with a checkpoint: no step ever
+trains on missing rewards.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
+
+from ie_eval.data.collate import EditCollator
+from ie_eval.data.records import MOS_DIMS, EditRecord
+from ie_eval.lit.common import as_config, plain
+from ie_eval.lit.optim import OptimConfig, build_optimizer
+from ie_eval.losses.grpo import AGGREGATIONS, group_advantages, grpo_loss
+from ie_eval.losses.regression import huber_loss
+from ie_eval.metrics.correlation import ScoreCorrelations
+from ie_eval.models.adapters import AdapterConfig
+from ie_eval.rl.policy import ReferencePolicy, load_sft_policy, merged_copy
+from ie_eval.rl.rewards import RewardSample, build_rewards
+from ie_eval.rl.rollout import (
+    SamplingConfig,
+    build_rollout_engine,
+    completion_logprobs,
+    completion_logprobs_and_entropy,
+)
+from ie_eval.rl.scorers import RewardSourceConfig, RewardUnavailableError, build_scorer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GRPOConfig:
+    """The RL objective (paper table 10 sets these at scale).
+
+    group_size: critiques sampled per prompt (G). ppo_epochs: policy updates per rollout batch.
+    clip_eps / clip_eps_high: surrogate clip range [1 - eps, 1 + eps_high] (eps_high None: = eps).
+    beta: KL(policy || reference) coefficient, k3 estimator. scale_rewards: divide advantages by the
+    group std (False: Dr. GRPO). aggregation: "token" (mean over all completion tokens of the batch),
+    "sequence" (mean per completion, then over completions) or "dr_grpo" (sum / (N * max_new_tokens)).
+    importance_sampling: "token" ratios (GRPO) or one "sequence" ratio per completion (GSPO).
+    aux_weight / aux_weak_weight: auxiliary Huber on the regression head against MOS (strong) or the
+    SFT head's own scores for prompts without MOS (weak). max_grad_norm: clip (0: off).
+    """
+
+    group_size: int = 8
+    ppo_epochs: int = 1
+    clip_eps: float = 0.2
+    clip_eps_high: float | None = None
+    beta: float = 0.04
+    scale_rewards: bool = True
+    aggregation: str = "token"
+    importance_sampling: str = "token"
+    aux_weight: float = 0.1
+    aux_weak_weight: float = 0.02
+    huber_delta: float = 1.0
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class PromptBudget:
+    """How prompts are rendered for the policy (pixel budget and length cap of the collator)."""
+
+    max_pixels: int = 262_144
+    min_pixels: int = 3_136
+    max_length: int = 4_096
+
+
+class Timer:
+    """Wall time per phase of the step (generate / score / update), for the time split in the logs."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+
+class GRPOModule(L.LightningModule):
+    """GRPO fine-tuning of the SFT critic with composable rewards.
+
+    Args:
+        policy: directory written by the SFT stage (`CriticModel.save_pretrained`).
+        adapter: GRPO adapter on the policy (lora / qlora: reference = adapter disabled; full: frozen copy).
+        grpo / sampling / optim / prompts: see the config dataclasses.
+        eval_sampling: decoding for validation (default greedy, so start and end are comparable).
+        rollout: "hf" (batched `generate`, prefill shared by the group) or "vllm".
+        reward_source: RE-Reward over HTTP (`url`) or in-process (`ckpt`), with retry policy.
+        rewards: list of reward components, each a dict with `name`, `weight` and its options.
+    """
+
+    def __init__(
+        self,
+        policy: str,
+        adapter: AdapterConfig | None = None,
+        grpo: GRPOConfig | None = None,
+        sampling: SamplingConfig | None = None,
+        eval_sampling: SamplingConfig | None = None,
+        rollout: str = "hf",
+        reward_source: RewardSourceConfig | None = None,
+        rewards: list[dict] | None = None,
+        optim: OptimConfig | None = None,
+        prompts: PromptBudget | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.adapter_config = as_config(AdapterConfig, adapter or {"kind": "lora"})
+        self.grpo = as_config(GRPOConfig, grpo)
+        self.sampling = as_config(SamplingConfig, sampling)
+        self.eval_sampling = as_config(SamplingConfig, eval_sampling or {"temperature": 0.0,
+                                                                          "max_new_tokens": self.sampling.max_new_tokens})
+        self.reward_source = as_config(RewardSourceConfig, reward_source)
+        self.optim_config = as_config(OptimConfig, optim)
+        self.prompt_budget = as_config(PromptBudget, prompts)
+        self.reward_specs = list(rewards or [{"name": "re_reward", "weight": 1.0}])
+        if self.grpo.aggregation not in AGGREGATIONS:
+            raise ValueError(f"grpo.aggregation must be one of {AGGREGATIONS}, got '{self.grpo.aggregation}'")
+        self.save_hyperparameters({
+            "policy": str(policy), "adapter": plain(self.adapter_config), "grpo": plain(self.grpo),
+            "sampling": plain(self.sampling), "eval_sampling": plain(self.eval_sampling), "rollout": rollout,
+            "reward_source": plain(self.reward_source), "rewards": self.reward_specs,
+            "optim": plain(self.optim_config), "prompts": plain(self.prompt_budget),
+        })
+        self.model = load_sft_policy(policy, self.adapter_config)
+        self.reference = ReferencePolicy(self.model)
+        self.engine = build_rollout_engine(rollout, self.model)
+        self.collator = EditCollator(self.model.processor, task="critic", mode="generate",
+                                     prompt_suffix=self.model.prompt_suffix, **plain(self.prompt_budget))
+        self.val_head = ScoreCorrelations(MOS_DIMS)
+        self.val_text = ScoreCorrelations(MOS_DIMS)
+        self.rewards = None  # built in setup: a reward client is not part of the module's state
+
+    # --- setup --------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self.rewards is None:
+            uses_re_reward = any(spec.get("type", spec.get("name")) == "re_reward" for spec in self.reward_specs)
+            scorer = build_scorer(self.reward_source) if uses_re_reward else None
+            self.rewards = build_rewards(self.reward_specs, scorer)
+
+    def configure_optimizers(self) -> dict:
+        head_ids = {id(p) for p in self.model.head.parameters()}
+        backbone = [p for p in self.model.parameters() if id(p) not in head_ids]
+        total = int(self.trainer.estimated_stepping_batches) * self.grpo.ppo_epochs
+        return build_optimizer(backbone, self.model.head.parameters(), self.optim_config, max(1, total))
+
+    # --- one GRPO step ------------------------------------------------------------------
+    def training_step(self, records: list[EditRecord], batch_idx: int) -> None:
+        timer = Timer()
+        prompts = self.collate(records)
+        with timer("generate"):
+            rollouts = self.sample(prompts)
+        with timer("score"):
+            rewards = self.score(records, rollouts, stage="train")
+        advantages = group_advantages(rewards.total, self.grpo.group_size, scale_by_std=self.grpo.scale_rewards)
+        with timer("update"):
+            stats = self.update_policy(prompts, rollouts, advantages, records)
+        self.log_step(rewards, rollouts, stats, timer, len(records))
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return batch  # batches are EditRecords; `collate` moves the tensors it makes
+
+    def collate(self, records: list[EditRecord]) -> dict[str, Any]:
+        return move_data_to_device(self.collator(records), self.device)
+
+    @torch.no_grad()
+    def sample(self, prompts: dict[str, Any], sampling: SamplingConfig | None = None, group_size: int | None = None):
+        """G completions per prompt from the current policy (eval mode: no dropout while sampling)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return self.engine.generate(prompts, group_size or self.grpo.group_size, sampling or self.sampling)
+        finally:
+            self.model.train(was_training)
+
+    def score(self, records: list[EditRecord], rollouts: Any, stage: str):
+        """Composite reward per completion; on a dead reward source: checkpoint, then a clear error."""
+        samples = [
+            RewardSample.from_record(records[int(p)], text)
+            for p, text in zip(rollouts.prompt_index.tolist(), rollouts.texts, strict=True)
+        ]
+        try:
+            return self.rewards(samples)
+        except RewardUnavailableError as err:
+            path = self.save_emergency_checkpoint()
+            raise RewardUnavailableError(
+                f"{stage} step {self.global_step}: rewards unavailable after retries ({err}); nothing was trained "
+                f"on this batch. Checkpoint written to {path}; restart the reward server and resume with "
+                f"--ckpt_path {path}"
+            ) from err
+
+    def save_emergency_checkpoint(self) -> Path | None:
+        if self._trainer is None:
+            return None
+        path = Path(self.trainer.default_root_dir) / "checkpoints" / "reward-failure.ckpt"
+        self.trainer.save_checkpoint(path)
+        return path
+
+    def update_policy(self, prompts: dict[str, Any], rollouts: Any, advantages: torch.Tensor,
+                      records: list[EditRecord]) -> dict[str, float]:
+        """ppo_epochs optimizer steps on one rollout batch: clipped surrogate + beta KL + auxiliary Huber."""
+        ids, mask, group = rollouts.completion_ids, rollouts.completion_mask, self.grpo.group_size
+        temperature = self.sampling.temperature or 1.0  # log-probs of the distribution that was sampled
+        with torch.no_grad():
+            old_logp = completion_logprobs(self.model, prompts, ids, mask, group, temperature)
+            with self.reference.active() as reference:
+                ref_logp = completion_logprobs(reference, prompts, ids, mask, group, temperature)
+            weak_targets = self.reference.head_scores(prompts)
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        totals: dict[str, float] = defaultdict(float)
+        for epoch in range(self.grpo.ppo_epochs):
+            if epoch == 0:
+                logp, entropy = completion_logprobs_and_entropy(self.model, prompts, ids, mask, group, temperature)
+                totals["entropy"] = float((entropy.detach() * mask).sum() / mask.sum().clamp(min=1))
+            else:
+                logp = completion_logprobs(self.model, prompts, ids, mask, group, temperature)
+            policy = grpo_loss(
+                logp, old_logp, ref_logp, advantages.to(logp.device), mask, clip_eps_low=self.grpo.clip_eps,
+                clip_eps_high=self.grpo.clip_eps_high, beta=self.grpo.beta, aggregation=self.grpo.aggregation,
+                importance_sampling=self.grpo.importance_sampling,
+                max_completion_length=self.sampling.max_new_tokens,
+            )
+            aux = self.auxiliary_huber(prompts, weak_targets)
+            loss = policy.loss + aux["aux_huber"]
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if self.grpo.max_grad_norm > 0:
+                self.clip_gradients(optimizer, gradient_clip_val=self.grpo.max_grad_norm, gradient_clip_algorithm="norm")
+            optimizer.step()
+            scheduler.step()
+            for name, value in {"loss": loss, **policy.metrics(), **aux}.items():
+                totals[name] += float(torch.as_tensor(value).detach()) / self.grpo.ppo_epochs
+        self.engine.sync_weights()
+        return dict(totals)
+
+    def auxiliary_huber(self, prompts: dict[str, Any], weak_targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Huber of the head against MOS where a prompt has it (strong), else the SFT head's scores (weak)."""
+        scores = self.model(prompts)
+        has_mos = prompts["mos_mask"].bool()
+        strong = huber_loss(scores, torch.nan_to_num(prompts["mos"]).to(scores), self.grpo.huber_delta, has_mos)
+        weak = huber_loss(scores, weak_targets.to(scores), self.grpo.huber_delta, ~has_mos)
+        total = self.grpo.aux_weight * strong + self.grpo.aux_weak_weight * weak
+        return {"aux_huber": total, "aux_huber_strong": strong.detach(), "aux_huber_weak": weak.detach()}
+
+    def log_step(self, rewards: Any, rollouts: Any, stats: dict[str, float], timer: Timer, prompts: int) -> None:
+        lengths = rollouts.lengths.float()
+        values = {
+            "train/reward_mean": rewards.total.mean(), "train/reward_std": rewards.total.std(),
+            "train/response_length": lengths.mean(), "train/response_length_max": lengths.max(),
+            **{f"train/{k}": v for k, v in stats.items()},
+            **{f"time/{k}_s": v for k, v in timer.seconds.items()},
+        }
+        for name, component in rewards.components.items():
+            values[f"train/reward_{name}_mean"] = component.mean
+            values[f"train/reward_{name}_std"] = component.std
+        self.log_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in values.items()},
+                      on_step=True, on_epoch=False, batch_size=prompts, prog_bar=False)
+        self.log("reward", rewards.total.mean(), prog_bar=True, on_step=True, on_epoch=False, batch_size=prompts)
+
+    # --- held-out prompts -----------------------------------------------------------------
+    def validation_step(self, records: list[EditRecord], batch_idx: int) -> None:
+        self.evaluate(records, "val", self.val_head, self.val_text)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_correlations("val", self.val_head, self.val_text)
+
+    def test_step(self, records: list[EditRecord], batch_idx: int) -> None:
+        self.evaluate(records, "test", self.val_head, self.val_text)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_correlations("test", self.val_head, self.val_text)
+
+    def evaluate(self, records: list[EditRecord], stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
+        """Reward of the policy's (greedy by default) critique per held-out prompt, head and parsed-score SRCC."""
+        prompts = self.collate(records)
+        rollouts = self.sample(prompts, self.eval_sampling, group_size=1)
+        rewards = self.score(records, rollouts, stage=stage)
+        size = len(records)
+        self.log(f"{stage}/reward_mean", rewards.total.mean(), batch_size=size, prog_bar=True)
+        for name, component in rewards.components.items():
+            self.log(f"{stage}/reward_{name}_mean", torch.as_tensor(component.mean), batch_size=size)
+        self.log(f"{stage}/response_length", rollouts.completion_mask.sum(dim=1).float().mean(), batch_size=size)
+        has_mos = prompts["mos_mask"].bool()
+        if has_mos.any():
+            with torch.no_grad():
+                head.update(self.model(prompts)[has_mos].float(), prompts["mos"][has_mos].float())
+            parsed = torch.tensor([list(s.parsed_scores) if s.parsed_scores is not None else [float("nan")] * 3
+                                   for s in rewards.samples], dtype=torch.float32, device=self.device)
+            keep = has_mos & ~parsed.isnan().any(dim=1)
+            self.log(f"{stage}/format_rate", (~parsed.isnan().any(dim=1)).float().mean(), batch_size=size)
+            if keep.any():
+                text.update(parsed[keep], prompts["mos"][keep].float())
+
+    def log_correlations(self, stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
+        for prefix, metric in (("head", head), ("text", text)):
+            if metric.update_count:
+                for name, value in metric.compute().items():
+                    self.log(f"{stage}/{prefix}_{name}", value.float())
+            metric.reset()
+
+    # --- export ---------------------------------------------------------------------------
+    def export_pretrained(self, directory: str | Path) -> Path:
+        """The trained critic with its GRPO adapter merged: `CriticModel.from_pretrained(dir)` loads it alone."""
+        return merged_copy(self.model).save_pretrained(directory)

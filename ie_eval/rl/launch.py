@@ -1,0 +1,114 @@
+"""`ie-eval grpo`: GRPO as in real use, with RE-Reward served over HTTP on 127.0.0.1.
+
+    ie-eval grpo --config configs/grpo/tiny.yaml --serve-rm runs/rm-tiny/export [LightningCLI overrides]
+
+Starts `ie-eval serve-rm` as a subprocess on a free port (unless --serve-rm is omitted and the
+config names a URL or a checkpoint), then, on the same held-out prompts: validates the SFT
+starting point, trains, validates the result. Prints the start/end table and writes it to
+`<default_root_dir>/grpo_results.json`. The server is stopped however the run ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+REPORTED = ("reward_mean", "reward_re_reward_mean", "response_length", "format_rate", "head_mean_srcc",
+            "text_mean_srcc")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def served_reward_model(ckpt: str, host: str = "127.0.0.1", startup_s: float = 120.0) -> Iterator[str]:
+    """A running `ie-eval serve-rm --ckpt ckpt` subprocess; yields its base URL, terminates it on exit."""
+    port = free_port(host)
+    url = f"http://{host}:{port}"
+    command = [sys.executable, "-m", "ie_eval.cli", "serve-rm", "--ckpt", ckpt, "--host", host, "--port", str(port),
+               "--log-level", "warning"]
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"reward server exited with code {process.returncode} before serving: {' '.join(command)}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"reward server did not answer {url}/healthz within {startup_s:.0f} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def metrics_of(results: list[dict], stage: str = "val") -> dict[str, float]:
+    merged: dict[str, float] = {}
+    for block in results:
+        merged.update({k.removeprefix(f"{stage}/"): float(v) for k, v in block.items() if k.startswith(f"{stage}/")})
+    return merged
+
+
+def comparison_table(start: dict[str, float], end: dict[str, float]) -> str:
+    lines = ["| held-out prompts | SFT start | after GRPO | change |", "|---|---|---|---|"]
+    for key in REPORTED:
+        if key in start and key in end:
+            lines.append(f"| {key} | {start[key]:.4f} | {end[key]:.4f} | {end[key] - start[key]:+.4f} |")
+    return "\n".join(lines)
+
+
+def run_grpo(cli_args: Sequence[str], ckpt_path: str | None = None) -> dict:
+    """Validate (start) -> fit -> validate (end) under one LightningCLI config; returns the comparison."""
+    from ie_eval.lit.cli import build_cli
+
+    cli = build_cli(list(cli_args), run=False)
+    trainer, model, data = cli.trainer, cli.model, cli.datamodule
+    started = time.perf_counter()
+    start = metrics_of(trainer.validate(model, datamodule=data, verbose=False))
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    end = metrics_of(trainer.validate(model, datamodule=data, verbose=False))
+    result = {
+        "start": start, "end": end, "steps": int(trainer.global_step), "wall_s": round(time.perf_counter() - started, 1),
+        "reward_improved": end.get("reward_mean", float("-inf")) > start.get("reward_mean", float("inf")),
+    }
+    out = Path(trainer.default_root_dir) / "grpo_results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(comparison_table(start, end))
+    print(f"{result['steps']} GRPO steps in {result['wall_s']} s; results in {out}")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ie-eval grpo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve-rm", dest="serve_rm", help="RE-Reward export to serve over HTTP for this run")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--ckpt-path", dest="ckpt_path", help="resume fit from this Lightning checkpoint (e.g. last.ckpt)")
+    known, rest = parser.parse_known_args(argv)
+    if not known.serve_rm:
+        run_grpo(rest, known.ckpt_path)
+        return 0
+    with served_reward_model(known.serve_rm, known.host) as url:
+        run_grpo([*rest, "--model.init_args.reward_source.url", url], known.ckpt_path)
+    return 0
