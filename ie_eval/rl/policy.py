@@ -19,6 +19,7 @@ from torch import nn
 from ie_eval.models.adapters import AdapterConfig
 from ie_eval.models.critic import CriticModel
 from ie_eval.models.heads import MultiHeadRegressor
+from ie_eval.rl.rollout.logprobs import frozen_copy, reference_mode
 
 PEFT_KINDS = ("lora", "qlora", "adalora")
 
@@ -49,7 +50,7 @@ class ReferencePolicy(nn.Module):
     def __init__(self, policy: CriticModel) -> None:
         super().__init__()
         self.shares_backbone = policy.is_peft
-        frozen = None if self.shares_backbone else copy.deepcopy(policy).eval().requires_grad_(False)
+        frozen = None if self.shares_backbone else frozen_copy(policy)
         # Kept out of the module tree so it is neither checkpointed twice nor moved by optimizers.
         self._frozen = [frozen] if frozen is not None else []
         self._policy = [policy]
@@ -58,12 +59,8 @@ class ReferencePolicy(nn.Module):
     @contextmanager
     def active(self) -> Iterator[CriticModel]:
         """Yields a model whose forward passes are the reference's (adapter off, or the frozen copy)."""
-        if self._frozen:
-            yield self._frozen[0]
-            return
-        policy = self._policy[0]
-        with policy.backbone.disable_adapter():
-            yield policy
+        with reference_mode(self._policy[0], self._frozen[0] if self._frozen else None) as model:
+            yield model
 
     def to(self, *args, **kwargs):  # the frozen copy lives outside the module tree
         if self._frozen:

@@ -53,6 +53,18 @@ def _rope_delta_modules(backbone: torch.nn.Module) -> list[torch.nn.Module]:
     return [m for m in backbone.modules() if torch.is_tensor(getattr(m, "rope_deltas", None))]
 
 
+VISION_MARKERS: tuple[str, ...] = ("<|vision_start|>", "<|vision_end|>")
+
+
+def multimodal_token_ids(processor: Any) -> list[int]:
+    """Ids of the image / video placeholder and vision-span tokens: a completion must never contain them
+    (a sampled image placeholder makes the teacher-forced pass expect image features that do not exist)."""
+    tokenizer = processor.tokenizer
+    vocab = tokenizer.get_vocab()
+    names = [getattr(processor, "image_token", None), getattr(processor, "video_token", None), *VISION_MARKERS]
+    return sorted({vocab[name] for name in names if name is not None and name in vocab})
+
+
 class HFRolloutEngine(RolloutEngine):
     """Samples with the policy's own `generate` (CPU or GPU), sharing each prompt's prefill by default.
 
@@ -62,6 +74,7 @@ class HFRolloutEngine(RolloutEngine):
     def __init__(self, model: Any, share_prefill: bool = True) -> None:
         self.model = model
         self.share_prefill = share_prefill
+        self.suppressed = multimodal_token_ids(model.processor)
 
     @torch.no_grad()
     def generate(
@@ -121,4 +134,5 @@ class HFRolloutEngine(RolloutEngine):
             "use_cache": True,
             "return_dict_in_generate": True,
             "output_scores": with_logprobs,
+            "suppress_tokens": self.suppressed,
         }

@@ -1,0 +1,135 @@
+"""The GRPO loop on tiny real models: one readable step, its logs, its reference, and reward failures."""
+
+import csv
+
+import pytest
+import torch
+from conftest import grpo_module, prompt_data, trainer
+
+from ie_eval.rl.scorers import RewardUnavailableError
+
+STEP_KEYS = (
+    "train/reward_mean", "train/reward_std", "train/reward_re_reward_mean", "train/reward_re_reward_std",
+    "train/reward_format_mean", "train/response_length", "train/kl", "train/clip_fraction", "train/entropy",
+    "train/aux_huber", "train/aux_huber_strong", "time/generate_s", "time/score_s", "time/update_s",
+)
+
+
+def logged_rows(root):
+    path = next(root.rglob("metrics.csv"))
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_fit_logs_every_step_component_and_validation(tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir):
+    torch.manual_seed(0)
+    module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)})
+    run = trainer(tmp_path, max_steps=2, val_check_interval=2)
+    run.fit(module, datamodule=prompt_data(synth_manifest))
+    assert run.global_step == 2  # one optimizer step per rollout batch (ppo_epochs = 1)
+    rows = logged_rows(tmp_path)
+    steps = [r for r in rows if r.get("train/reward_mean")]
+    assert len(steps) == 2
+    for key in STEP_KEYS:
+        assert all(r[key] != "" for r in steps), key
+    assert float(steps[0]["train/kl"]) == pytest.approx(0.0, abs=1e-6)  # policy == reference before any update
+    val = [r for r in rows if r.get("val/reward_mean")]
+    assert val and val[-1]["val/head_mean_srcc"] != ""
+
+
+def test_lora_reference_is_the_policy_with_its_adapter_off(tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir):
+    from ie_eval.rl.rollout import completion_logprobs
+
+    torch.manual_seed(0)
+    module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)},
+                         adapter={"kind": "lora", "r": 4, "alpha": 8, "dropout": 0.0})
+    assert module.model.is_peft and module.reference.shares_backbone
+    data = prompt_data(synth_manifest)
+    data.setup("fit")
+    prompts = module.collate(data.splits["train"][:2])
+    rollouts = module.sample(prompts)
+    args = (prompts, rollouts.completion_ids, rollouts.completion_mask, 2)
+
+    def reference_logp():
+        with torch.no_grad(), module.reference.active() as reference:
+            return completion_logprobs(reference, *args)
+
+    start = reference_logp()
+    with torch.no_grad():
+        assert torch.allclose(completion_logprobs(module.model, *args), start, atol=1e-5)  # LoRA B = 0 at start
+    run = trainer(tmp_path, max_steps=2)
+    run.fit(module, datamodule=data)
+    with torch.no_grad():
+        moved = completion_logprobs(module.model, *args)
+    assert not torch.allclose(moved, start, atol=1e-4)  # the policy learned ...
+    assert torch.allclose(reference_logp(), start, atol=1e-6)  # ... and the reference did not
+
+
+def test_dead_reward_server_stops_with_a_checkpoint_and_trains_on_nothing(
+    tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir
+):
+    import lightning as L
+
+    from ie_eval.models.reward_model import RewardModel
+    from ie_eval.serve.app import create_app
+    from ie_eval.serve.config import ServeConfig
+    from ie_eval.serve.runner import BackgroundServer
+    from ie_eval.serve.scoring import RewardScoring
+
+    scoring = RewardScoring(RewardModel.from_pretrained(tiny_reward_dir), batch_size=8, max_pixels=4096)
+    server = BackgroundServer(create_app(scoring, ServeConfig(max_pixels=4096))).start()
+
+    class KillServerAfterFirstStep(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 1 and server.thread.is_alive():
+                server.stop()
+
+    torch.manual_seed(0)
+    source = {"url": server.url, "attempts": 2, "backoff_s": 0.05, "request_retries": 1, "timeout_s": 5.0}
+    module = grpo_module(tiny_critic_dir, source)
+    run = trainer(tmp_path, max_steps=3, callbacks=[KillServerAfterFirstStep()])
+    with pytest.raises(RewardUnavailableError, match="nothing was trained on this batch.*reward-failure.ckpt"):
+        run.fit(module, datamodule=prompt_data(synth_manifest))
+    assert run.global_step == 1  # the step whose rewards never came made no update
+    checkpoint = tmp_path / "checkpoints" / "reward-failure.ckpt"
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 1
+
+    resumed = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)})  # the server is back (in-process here)
+    rerun = trainer(tmp_path / "resume", max_steps=2)
+    rerun.fit(resumed, datamodule=prompt_data(synth_manifest), ckpt_path=str(checkpoint))
+    assert rerun.global_step == 2  # continued from step 1, not from scratch
+
+
+def test_export_is_a_self_contained_critic(tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir):
+    from ie_eval.models.critic import CriticModel
+
+    torch.manual_seed(0)
+    module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)},
+                         adapter={"kind": "lora", "r": 4, "alpha": 8, "dropout": 0.0})
+    trainer(tmp_path, max_steps=1).fit(module, datamodule=prompt_data(synth_manifest))
+    exported = CriticModel.from_pretrained(module.export_pretrained(tmp_path / "export"))
+    data = prompt_data(synth_manifest)
+    data.setup("fit")
+    prompts = module.collate(data.splits["val"][:2])
+    module.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(exported(prompts), module.model(prompts), atol=1e-5)
+        assert exported.generate_texts(prompts, 8) == module.model.generate_texts(prompts, 8)
+
+
+def test_rollouts_never_contain_multimodal_placeholders(synth_manifest, tiny_critic_dir, tiny_reward_dir):
+    from ie_eval.rl.rollout.hf import multimodal_token_ids
+
+    module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)})
+    banned = multimodal_token_ids(module.model.processor)
+    tokenizer = module.model.processor.tokenizer
+    assert tokenizer.convert_tokens_to_ids(module.model.processor.image_token) in banned and len(banned) >= 3
+    data = prompt_data(synth_manifest)
+    data.setup("fit")
+    prompts = module.collate(data.splits["train"][:2])
+    head = module.model.backbone.get_output_embeddings()
+    with torch.no_grad():  # make the placeholders the most likely next tokens
+        head.weight[banned] = head.weight[banned] + 100.0 * head.weight.abs().max()
+    rollouts = module.sample(prompts)
+    assert not torch.isin(rollouts.completion_ids[rollouts.completion_mask.bool()], torch.tensor(banned)).any()
