@@ -96,3 +96,26 @@ def _clean(instruction: str) -> str:
     if not text:
         raise ValueError("empty edit instruction")
     return text
+
+
+# The 5-point Likert scale of the zero-shot judge (paper section 6.2, appendix E.4).
+JUDGE_SCALE = "1 (very poor) to 5 (excellent)"
+
+
+def judge_messages(instruction: str, dims: Sequence[str], critique: str | None = None) -> list[dict]:
+    """Zero-shot MLLM judge (paper appendix E.4): reason step by step, then a JSON object of 1-5 scores.
+
+    Without `critique` the judge rates the edit (MOS dims); with it, the critique (logicality,
+    accuracy, usefulness), as in the paper's zero-shot reward baselines.
+    """
+    example = ", ".join(f'"{dim}": <score>' for dim in dims)
+    subject = "the candidate critique of this edit" if critique is not None else "the edit"
+    task = f"Edit instruction: {_clean(instruction)}\n"
+    if critique is not None:
+        task += f"Candidate critique:\n{critique.strip()}\n\n"
+    task += (
+        f"Evaluate {subject} on {', '.join(d.replace('_', ' ') for d in dims)}, each on a 5-point Likert scale "
+        f"from {JUDGE_SCALE}. First reason step by step about what you see. Then end your answer with one "
+        f"JSON object and nothing after it:\n{{{example}}}"
+    )
+    return [{"role": "user", "content": _image_pair_content(task)}]

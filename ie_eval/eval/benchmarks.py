@@ -1,0 +1,130 @@
+"""Benchmark SPEC strings -> a pointwise view (records with truth) and a preference view (groups).
+
+    synth:DIR        synthetic benchmark: DIR/manifest.jsonl. Pointwise: one record per pair
+                     (MOS) or per (pair, critique) (critique scores). Pairwise: the two edits
+                     of one instruction (`meta.group_id`, twin pairs), ranked by mean MOS
+                     (equal means are ties); per-dim truth from each MOS dim.
+    manifest:PATH    any manifest (read_manifest): pointwise only.
+    pairwise:PATH    A/B table (adapters.load_pairwise); also genai_bench:PATH, aurora_bench:PATH.
+    kway:PATH        K-way table (adapters.load_kway); also editreward_bench:PATH.
+
+Records are split by source (`--split`, the source-disjoint hash split) before the views
+are built, so a group never straddles splits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ie_eval.data.adapters import load_dataset
+from ie_eval.data.adapters.preference import PreferenceGroup, competition_ranks, group_preferences
+from ie_eval.data.readers import read_manifest
+from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
+from ie_eval.data.splits import DEFAULT_SALT, split_records
+from ie_eval.metrics.preference import BENCH_TIE_POLICIES, TiePolicy
+
+PREFERENCE_ADAPTERS: tuple[str, ...] = ("pairwise", "genai_bench", "aurora_bench", "kway", "editreward_bench")
+BENCH_KINDS: tuple[str, ...] = ("synth", "manifest", *PREFERENCE_ADAPTERS)
+DEFAULT_SPLIT_RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
+# Mean MOS is rounded before ranking so float noise does not break a designed tie.
+TIE_DIGITS = 6
+
+
+@dataclass
+class Benchmark:
+    """What one evaluation runs on.
+
+    records: every record of the benchmark (after split); `pointwise(dims)` selects those with truth.
+    groups: preference groups (overall ranks); `dim_ranks[group_id][dim]` per-dim ranks when known.
+    limit: at most this many pointwise items (the first ones).
+    """
+
+    spec: str
+    kind: str
+    records: list[EditRecord]
+    groups: list[PreferenceGroup] = field(default_factory=list)
+    dim_ranks: dict[str, dict[str, tuple[int, ...]]] = field(default_factory=dict)
+    tie_policy: TiePolicy = field(default_factory=TiePolicy)
+    limit: int | None = None
+
+    def pointwise(self, dims: Sequence[str]) -> list[EditRecord]:
+        """Records with truth for `dims`: one per pair for MOS dims, one per critique for critique dims."""
+        if set(dims) <= set(MOS_DIMS):
+            seen: set[str] = set()
+            out = []
+            for record in self.records:
+                if record.mos is not None and record.pair_id not in seen:
+                    seen.add(record.pair_id)
+                    out.append(record)
+        elif set(dims) <= set(CRITIQUE_DIMS):
+            out = [r for r in self.records if r.critique_scores is not None and r.critique is not None]
+        else:
+            raise ValueError(f"dims {tuple(dims)} mix MOS and critique dimensions")
+        return out[: self.limit] if self.limit else out
+
+
+def parse_bench_spec(spec: str) -> tuple[str, str]:
+    kind, _, path = spec.partition(":")
+    if kind not in BENCH_KINDS or not path:
+        raise ValueError(f"bad bench spec {spec!r}; use KIND:PATH with KIND one of {BENCH_KINDS}")
+    return kind, path
+
+
+def load_benchmark(spec: str, split: str | None = None, salt: str = DEFAULT_SALT, strict: bool = True) -> Benchmark:
+    """Read a benchmark from its SPEC, keeping only `split` of the source-disjoint split when given."""
+    kind, path = parse_bench_spec(spec)
+    if kind == "synth":
+        directory = Path(path)
+        manifest = directory / "manifest.jsonl" if directory.is_dir() else directory
+        records = read_manifest(manifest, strict=strict).records
+    elif kind == "manifest":
+        records = read_manifest(path, strict=strict).records
+    else:
+        records = load_dataset(kind, path, strict=strict).records
+    if split is not None:
+        splits = split_records(records, DEFAULT_SPLIT_RATIOS, salt=salt)
+        if split not in splits:
+            raise ValueError(f"split {split!r}: not one of {sorted(splits)}")
+        records = splits[split]
+    policy = BENCH_TIE_POLICIES.get(kind, BENCH_TIE_POLICIES["pairwise"])
+    bench = Benchmark(spec=spec, kind=kind, records=records, tie_policy=policy)
+    if kind == "synth":
+        bench.groups, bench.dim_ranks = synth_groups(bench.pointwise(MOS_DIMS))
+    elif kind in PREFERENCE_ADAPTERS:
+        bench.groups = group_preferences(records)
+    return bench
+
+
+def synth_groups(pairs: Sequence[EditRecord]) -> tuple[list[PreferenceGroup], dict[str, dict[str, tuple[int, ...]]]]:
+    """Twin-pair groups of the synthetic benchmark (same instruction, different edits), ranked by MOS.
+
+    Only complete groups (>= 2 pairs with MOS) are kept. Overall ranks come from the mean of the
+    three MOS dims, per-dim ranks from each dim; equal values (to TIE_DIGITS) tie.
+    """
+    members: dict[str, list[EditRecord]] = {}
+    for record in pairs:
+        group_id = record.meta.get("group_id")
+        if group_id is not None and record.mos is not None:
+            members.setdefault(str(group_id), []).append(record)
+    groups, dim_ranks = [], {}
+    for group_id, candidates in members.items():
+        if len(candidates) < 2:
+            continue
+        overall = [round(sum(r.mos) / len(r.mos), TIE_DIGITS) for r in candidates]  # type: ignore[arg-type]
+        ranks = tuple(competition_ranks(overall))
+        candidates = [replace(r, meta={**r.meta, "group_id": group_id}) for r in candidates]
+        groups.append(PreferenceGroup(group_id, tuple(candidates), ranks))
+        dim_ranks[group_id] = {
+            dim: tuple(competition_ranks([round(r.mos[i], TIE_DIGITS) for r in candidates]))  # type: ignore[index]
+            for i, dim in enumerate(MOS_DIMS)
+        }
+    return groups, dim_ranks
+
+
+def limit_benchmark(bench: Benchmark, limit: int | None) -> Benchmark:
+    """At most `limit` pointwise items and `limit` groups (the first ones, in benchmark order)."""
+    if not limit:
+        return bench
+    return replace(bench, groups=bench.groups[:limit], limit=limit)

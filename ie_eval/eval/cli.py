@@ -1,0 +1,130 @@
+"""`ie-eval eval --scorer SPEC --bench SPEC --out DIR`: run one evaluator on one benchmark.
+
+    ie-eval eval --scorer rm:runs/rm-tiny/export --bench synth:data/synth --split test --out runs/eval/rm
+    ie-eval eval --scorer ssim --bench synth:data/synth --split test --out runs/eval/ssim
+    ie-eval eval --scorer judge:tiny-qwen3.5 --bench kway:editreward_bench.csv --out runs/eval/judge
+
+Writes DIR/results.json (every number), DIR/results.md (tables), DIR/predictions.jsonl (one row
+per scored record, with generated text) and PNGs: scatter.png (prediction vs truth per dim) and
+task_srcc.png (SRCC per task type). Scorer and bench SPECs: docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ie_eval.metrics.preference import CALIBRATE, PRED_TIES, TRUTH_TIES, TiePolicy
+
+if TYPE_CHECKING:
+    from ie_eval.eval.evaluate import Prediction
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ie-eval eval", description=__doc__.split("\n")[0])
+    parser.add_argument("--scorer", required=True, help="rm:DIR, critic:DIR, critic-cot:DIR, judge:BACKBONE, "
+                        "judge-rm:BACKBONE, psnr, ssim, ms-ssim, gmsd")
+    parser.add_argument("--bench", required=True, help="synth:DIR, manifest:PATH, pairwise:PATH, kway:PATH, ...")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--split", default=None, help="only this split of the source-disjoint split (e.g. test)")
+    parser.add_argument("--limit", type=int, default=None, help="first N pointwise items and first N groups")
+    parser.add_argument("--device", default=None, help="default: cuda when available")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=512, help="generative scorers (judge, critic-cot)")
+    parser.add_argument("--max-pixels", type=int, default=None, help="per-image budget (default: the model's)")
+    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--truth-ties", choices=TRUTH_TIES, default=None, help="override the bench's tie policy")
+    parser.add_argument("--pred-ties", choices=PRED_TIES, default=None)
+    parser.add_argument("--tie-tolerance", default=None, help=f"a number >= 0 or '{CALIBRATE}'")
+    parser.add_argument("--no-strict", action="store_true", help="skip bad benchmark rows (counted)")
+    return parser.parse_args(list(argv))
+
+
+def tie_policy(args: argparse.Namespace, default: TiePolicy) -> TiePolicy:
+    tolerance = args.tie_tolerance
+    if tolerance is not None and tolerance != CALIBRATE:
+        tolerance = float(tolerance)
+    return TiePolicy(
+        truth_ties=args.truth_ties or default.truth_ties,
+        pred_ties=args.pred_ties or default.pred_ties,
+        tolerance=default.tolerance if tolerance is None else tolerance,
+    )
+
+
+def write_predictions(predictions: Sequence[Prediction], dims: Sequence[str], path: Path) -> None:
+    """predictions.jsonl: sample, task type, prediction and truth per dim, generated text."""
+    with path.open("w", encoding="utf-8") as handle:
+        for p in predictions:
+            truth = p.truth(dims)
+            row = {
+                "sample_id": p.record.sample_id, "pair_id": p.record.pair_id, "task_type": p.record.task_type,
+                "pred": dict(zip(dims, p.pred, strict=True)) if p.pred is not None else None,
+                "truth": dict(zip(dims, truth, strict=True)) if truth is not None else None,
+                "group_id": p.record.meta.get("group_id"), "pointwise": p.pointwise, "text": p.text,
+            }
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(dims, preds (N, D), truths (N, D)) of the pointwise rows of predictions.jsonl that have both."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("pointwise", True) and r["pred"] is not None and r["truth"] is not None]
+    dims = list(rows[0]["pred"]) if rows else []
+    preds = np.array([[r["pred"][d] for d in dims] for r in rows], dtype=float).reshape(len(rows), len(dims))
+    truths = np.array([[r["truth"][d] for d in dims] for r in rows], dtype=float).reshape(len(rows), len(dims))
+    return dims, preds, truths
+
+
+def write_plots(results: dict, out: Path) -> list[str]:
+    """scatter.png and task_srcc.png when there is something to draw; returns the files written."""
+    from ie_eval.eval.plots import grouped_bars, scatter_plot
+
+    written = []
+    dims, preds, truths = read_predictions(out / "predictions.jsonl")
+    label = f"{results['scorer']['spec']} on {results['bench']['spec']}"
+    if len(preds) >= 2:
+        written.append(scatter_plot(preds, truths, dims, out / "scatter.png", f"{label}: prediction vs truth").name)
+    per_task = (results.get("pointwise") or {}).get("per_task_srcc") or {}
+    if per_task:
+        values = {task: {d: row.get(d) for d in dims} for task, row in per_task.items()}
+        written.append(grouped_bars(values, out / "task_srcc.png", f"{label}: SRCC per task type", "SRCC").name)
+    return written
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import torch
+
+    from ie_eval.eval.benchmarks import limit_benchmark, load_benchmark
+    from ie_eval.eval.evaluate import evaluate
+    from ie_eval.eval.scorers import ScorerOptions, build_scorer
+    from ie_eval.eval.tables import results_markdown
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    options = ScorerOptions(device=device, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                            max_pixels=args.max_pixels, max_length=args.max_length)
+    bench = load_benchmark(args.bench, split=args.split, strict=not args.no_strict)
+    scorer = build_scorer(args.scorer, options)
+    bench = limit_benchmark(bench, args.limit)
+    results, predictions = evaluate(scorer, bench, tie_policy(args, bench.tie_policy), args.bootstrap, args.seed)
+    results["bench"] |= {"split": args.split, "limit": args.limit}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_predictions(predictions, scorer.dims, out / "predictions.jsonl")
+    results["plots"] = write_plots(results, out)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results.md").write_text(results_markdown(results))
+    print(results_markdown(results))
+    log.info("wrote %s", ", ".join(str(out / n) for n in ["results.json", "results.md", *results["plots"]]))
+    return 0

@@ -1,0 +1,133 @@
+"""Run a scorer on a benchmark and compute every number `results.json` holds.
+
+Pointwise: items whose prediction is None (unparsed generation) are excluded from the
+correlations and counted (`parse_failures`, `parse_failure_rate` = failures / items).
+Preference: a candidate's scalar is the mean of the scorer's dims (the paper's overall score
+for ImagenHub); a group with an unscored candidate is excluded and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
+from ie_eval.eval.benchmarks import Benchmark
+from ie_eval.eval.scorers import Scorer
+from ie_eval.metrics.bootstrap import bootstrap_correlations, srcc_rows
+from ie_eval.metrics.preference import TiePolicy, preference_accuracy
+
+# Fewest items of a task type for its SRCC to be reported.
+MIN_TASK_ITEMS = 3
+
+
+@dataclass
+class Prediction:
+    """One scored record: truth and prediction per scorer dim (prediction None = unparsed)."""
+
+    record: EditRecord
+    pred: list[float] | None
+    text: str | None = None
+    pointwise: bool = False  # part of the pointwise view (else only a preference candidate)
+
+    def truth(self, dims: Sequence[str]) -> list[float] | None:
+        if set(dims) <= set(MOS_DIMS) and self.record.mos is not None:
+            return [self.record.mos[MOS_DIMS.index(d)] for d in dims]
+        if set(dims) <= set(CRITIQUE_DIMS) and self.record.critique_scores is not None:
+            return [self.record.critique_scores[CRITIQUE_DIMS.index(d)] for d in dims]
+        return None
+
+
+def score_benchmark(scorer: Scorer, bench: Benchmark) -> tuple[list[Prediction], dict[str, Prediction], dict]:
+    """Score every record either view needs once; returns (pointwise predictions, by sample_id, timing)."""
+    pointwise = bench.pointwise(scorer.dims)
+    wanted = {r.sample_id: r for r in pointwise}
+    if not scorer.needs_critique:
+        wanted |= {r.sample_id: r for g in bench.groups for r in g.records}
+    records = list(wanted.values())
+    started = time.perf_counter()
+    output = scorer.score(records) if records else None
+    seconds = time.perf_counter() - started
+    by_id: dict[str, Prediction] = {}
+    for index, record in enumerate(records):
+        text = output.texts[index] if output is not None and output.texts is not None else None
+        by_id[record.sample_id] = Prediction(record, output.scores[index] if output else None, text)
+    for record in pointwise:
+        by_id[record.sample_id].pointwise = True
+    timing = {"scored_records": len(records), "score_seconds": round(seconds, 2),
+              "seconds_per_record": round(seconds / len(records), 4) if records else None}
+    return [by_id[r.sample_id] for r in pointwise], by_id, timing
+
+
+def pointwise_results(predictions: Sequence[Prediction], dims: Sequence[str], n_resamples: int, seed: int) -> dict:
+    """Correlations with bootstrap CIs, per-task SRCC and the parse-failure accounting."""
+    scored = [p for p in predictions if p.pred is not None]
+    failures = len(predictions) - len(scored)
+    out: dict = {
+        "n_items": len(predictions), "n_scored": len(scored), "parse_failures": failures,
+        "parse_failure_rate": failures / len(predictions) if predictions else None,
+        "metrics": None, "per_task_srcc": {},
+    }
+    if len(scored) < 2:
+        out["note"] = f"{len(scored)} scored item(s): correlations need at least 2"
+        return out
+    preds = np.array([p.pred for p in scored], dtype=np.float64)
+    truths = np.array([p.truth(dims) for p in scored], dtype=np.float64)
+    out["metrics"] = bootstrap_correlations(preds, truths, dims, n_resamples=n_resamples, seed=seed)
+    out["bootstrap"] = {"n_resamples": n_resamples, "seed": seed, "level": 0.95}
+    tasks: dict[str, list[int]] = {}
+    for index, p in enumerate(scored):
+        tasks.setdefault(p.record.task_type or "unknown", []).append(index)
+    for task in sorted(tasks):
+        rows = tasks[task]
+        if len(rows) < MIN_TASK_ITEMS:
+            continue
+        values = srcc_rows(preds[rows].T, truths[rows].T)
+        out["per_task_srcc"][task] = {"n": len(rows), **{d: _json(v) for d, v in zip(dims, values, strict=True)}}
+    return out
+
+
+def preference_results(bench: Benchmark, by_id: dict[str, Prediction], dims: Sequence[str], policy: TiePolicy) -> dict:
+    """Pairwise and K-way accuracy on the overall ranks, and per dim where per-dim ranks exist."""
+    complete, excluded = [], 0
+    for group in bench.groups:
+        preds = [by_id[r.sample_id].pred for r in group.records]
+        if any(p is None for p in preds):
+            excluded += 1
+        else:
+            complete.append((group, np.asarray(preds, dtype=np.float64)))
+    out: dict = {"n_groups": len(bench.groups), "excluded_groups": excluded, "tie_policy": policy.as_dict(),
+                 "overall": None, "per_dim": {}}
+    if not complete:
+        out["note"] = "no group with every candidate scored"
+        return out
+    out["overall"] = preference_accuracy([(p.mean(axis=1), g.ranks) for g, p in complete], policy)
+    for index, dim in enumerate(dims):
+        if all(g.group_id in bench.dim_ranks for g, _ in complete):
+            groups = [(p[:, index], bench.dim_ranks[g.group_id][dim]) for g, p in complete]
+            out["per_dim"][dim] = preference_accuracy(groups, policy)
+    return out
+
+
+def evaluate(scorer: Scorer, bench: Benchmark, policy: TiePolicy | None = None, n_resamples: int = 1000,
+             seed: int = 0) -> tuple[dict, list[Prediction]]:
+    """results.json content and the pointwise predictions (for plots and predictions.jsonl)."""
+    policy = policy or bench.tie_policy
+    pointwise, by_id, timing = score_benchmark(scorer, bench)
+    results: dict = {"scorer": scorer.info(), "bench": {"spec": bench.spec, "kind": bench.kind}, "timing": timing}
+    results["pointwise"] = pointwise_results(pointwise, scorer.dims, n_resamples, seed) if pointwise else None
+    use_groups = bench.groups and not scorer.needs_critique
+    results["preference"] = preference_results(bench, by_id, scorer.dims, policy) if use_groups else None
+    generated = [p for p in by_id.values() if p.text is not None]
+    if scorer.generative:
+        failed = sum(p.pred is None for p in by_id.values())
+        results["generation"] = {"n_generated": len(generated), "parse_failures": failed,
+                                 "parse_failure_rate": failed / len(by_id) if by_id else None}
+    return results, list(by_id.values())
+
+
+def _json(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

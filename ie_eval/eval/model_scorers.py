@@ -1,0 +1,104 @@
+"""Scorers backed by our trained models: RE-Reward (`rm:`), the critic score-only (`critic:`) and CoT (`critic-cot:`).
+
+Inputs use the collator budget the model was trained with (`input_budget` in its saved
+config) unless `--max-pixels` / `--max-length` override it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ie_eval.data.collate import EditCollator
+from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
+from ie_eval.eval.scorers import ScoreOutput, Scorer, ScorerOptions
+
+
+def budget(model, options: ScorerOptions) -> dict[str, int]:
+    """Collator kwargs: the training budget, overridden by the options that are set."""
+    out = {k: v for k, v in model.input_budget.items() if k in ("max_pixels", "min_pixels", "max_length")}
+    out |= {k: v for k, v in (("max_pixels", options.max_pixels), ("max_length", options.max_length)) if v is not None}
+    if "min_pixels" in out and "max_pixels" in out:
+        out["min_pixels"] = min(out["min_pixels"], out["max_pixels"])
+    return out
+
+
+class RewardCheckpointScorer(Scorer):
+    """`rm:DIR`: a saved RewardModel scoring each record's critique (score-only prefill)."""
+
+    dims = CRITIQUE_DIMS
+    needs_critique = True
+
+    def __init__(self, directory: str, options: ScorerOptions) -> None:
+        super().__init__(f"rm:{directory}")
+        from ie_eval.models.reward_model import RewardModel
+        from ie_eval.serve.scoring import RewardScoring
+
+        self.model = RewardModel.from_pretrained(directory, device=options.device)
+        limits = budget(self.model, options)
+        self.scoring = RewardScoring(self.model, batch_size=options.batch_size, max_pixels=limits.get("max_pixels"),
+                                     max_length=limits.get("max_length"))
+
+    def score(self, records: Sequence[EditRecord]) -> ScoreOutput:
+        results = self.scoring.score_records(records)
+        return ScoreOutput(scores=[[r.logicality, r.accuracy, r.usefulness] for r in results])
+
+    def info(self) -> dict:
+        return super().info() | {"backbone": self.model.backbone_spec, "pooling": self.model.pooling}
+
+
+class CriticScorer(Scorer):
+    """`critic:DIR`: the critic's regression head on the prompt's prefill state (no generation)."""
+
+    dims = MOS_DIMS
+    mode = "score"
+
+    def __init__(self, directory: str, options: ScorerOptions) -> None:
+        super().__init__(f"critic:{directory}")
+        from ie_eval.models.critic import CriticModel
+
+        self.options = options
+        self.model = CriticModel.from_pretrained(directory, device=options.device)
+        self.collator = EditCollator(self.model.processor, task="critic", mode=self.mode,
+                                     prompt_suffix=self.model.prompt_suffix, **budget(self.model, options))
+
+    def batches(self, records: Sequence[EditRecord]):
+        device = next(self.model.parameters()).device
+        for start in range(0, len(records), self.options.batch_size):
+            batch = self.collator(records[start : start + self.options.batch_size])
+            yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def score(self, records: Sequence[EditRecord]) -> ScoreOutput:
+        scores = [row for batch in self.batches(records) for row in self.model(batch).float().cpu().tolist()]
+        return ScoreOutput(scores=scores)
+
+    def info(self) -> dict:
+        return super().info() | {"backbone": self.model.backbone_spec, "pooling": self.model.pooling}
+
+
+class CriticCoTScorer(CriticScorer):
+    """`critic-cot:DIR`: greedy critique, scores parsed from its `[Final Assessment]` (None if unparsable).
+
+    The head's scores from the same prefill are kept in `info["head_scores"]` for comparison.
+    """
+
+    generative = True
+    mode = "generate"
+
+    def __init__(self, directory: str, options: ScorerOptions) -> None:
+        super().__init__(directory, options)
+        self.spec = f"critic-cot:{directory}"
+
+    def score(self, records: Sequence[EditRecord]) -> ScoreOutput:
+        scores, texts, head = [], [], []
+        for batch in self.batches(records):
+            result = self.model.critique(batch, self.options.max_new_tokens)
+            texts += result.texts
+            scores += [list(p.scores) if p.parsed else None for p in result.parsed]
+            head += result.scores.float().cpu().tolist()
+        return ScoreOutput(scores=scores, texts=texts, info={"head_scores": head})
+
+
+SCORER_CLASSES = {"rm": RewardCheckpointScorer, "critic": CriticScorer, "critic-cot": CriticCoTScorer}

@@ -1,0 +1,113 @@
+"""Markdown tables of results.json: one run (`results.md`) or several side by side (`ie-eval report`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _header(cells: Sequence[str]) -> list[str]:
+    return [_row(cells), "|" + "---|" * len(cells)]
+
+
+def pointwise_table(results: Mapping) -> str:
+    """Rows dim + mean, columns SRCC / KRCC / PLCC each with its bootstrap 95% interval."""
+    metrics = results["pointwise"]["metrics"]
+    lines = _header(["dimension", *[f"{c.upper()} [95% CI]" for c in ("srcc", "krcc", "plcc")]])
+    for key, by_corr in metrics.items():
+        cells = [f"{fmt(by_corr[c]['value'])} [{fmt(by_corr[c]['low'])}, {fmt(by_corr[c]['high'])}]"
+                 for c in ("srcc", "krcc", "plcc")]
+        lines.append(_row([f"**{key}**" if key == "mean" else key, *cells]))
+    return "\n".join(lines)
+
+
+def task_table(per_task: Mapping[str, Mapping], dims: Sequence[str]) -> str:
+    lines = _header(["task type", "n", *[f"{d} SRCC" for d in dims]])
+    for task, row in per_task.items():
+        lines.append(_row([task, str(row["n"]), *[fmt(row.get(d)) for d in dims]]))
+    return "\n".join(lines)
+
+
+def preference_table(preference: Mapping) -> str:
+    """Rows overall + per dim, columns pairwise accuracy, group accuracy per K and overall (in %)."""
+    blocks = {"overall (mean of dims)": preference["overall"], **preference["per_dim"]}
+    ks = sorted({k for b in blocks.values() if b for k in b["group_accuracy"] if k != "overall"})
+    lines = _header(["truth", "pairwise acc. %", "pairs", "tie tol.", *[f"group acc. {k} %" for k in ks],
+                     "group acc. overall %", "groups"])
+    for name, block in blocks.items():
+        if block is None:
+            continue
+        groups = block["group_accuracy"]
+        lines.append(_row([
+            name, pct(block["pairwise_accuracy"]), str(block["n_pairs"]), fmt(block["tolerance"], 4),
+            *[pct(groups[k]["accuracy"]) if k in groups else "–" for k in ks],
+            pct(groups["overall"]["accuracy"]), str(groups["overall"]["n_groups"]),
+        ]))
+    return "\n".join(lines)
+
+
+def results_markdown(results: Mapping) -> str:
+    """The whole results.md of one `ie-eval eval` run."""
+    scorer, bench = results["scorer"], results["bench"]
+    lines = [f"# `{scorer['spec']}` on `{bench['spec']}`", ""]
+    lines.append(f"split: {bench.get('split') or 'all'}; limit: {bench.get('limit') or 'none'}; "
+                 f"scored {results['timing']['scored_records']} records in {results['timing']['score_seconds']} s")
+    pointwise = results.get("pointwise")
+    if pointwise:
+        lines += ["", "## Pointwise", "",
+                  f"{pointwise['n_scored']} of {pointwise['n_items']} items scored; parse failures: "
+                  f"{pointwise['parse_failures']} ({pct(pointwise['parse_failure_rate'])} %)", ""]
+        if pointwise["metrics"]:
+            lines += [pointwise_table(results), ""]
+            if pointwise["per_task_srcc"]:
+                lines += ["### SRCC per task type", "", task_table(pointwise["per_task_srcc"], scorer["dims"]), ""]
+        else:
+            lines += [pointwise.get("note", "no correlations"), ""]
+    preference = results.get("preference")
+    if preference:
+        lines += ["", "## Pairwise / K-way", "",
+                  f"{preference['n_groups']} groups, {preference['excluded_groups']} excluded (unscored candidate); "
+                  f"tie policy {preference['tie_policy']}", ""]
+        lines += [preference_table(preference) if preference["overall"] else preference.get("note", ""), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def comparison_table(runs: Mapping[str, Mapping], dims: Sequence[str]) -> str:
+    """Paper-table layout: one row per scorer, SRCC / KRCC / PLCC per dim, then the means."""
+    header = ["scorer", *[f"{d} {c.upper()}" for d in dims for c in ("srcc", "krcc", "plcc")],
+              "mean SRCC", "mean PLCC", "parse fail %", "n"]
+    lines = _header(header)
+    for label, results in runs.items():
+        pointwise = results.get("pointwise") or {}
+        metrics = pointwise.get("metrics") or {}
+        cells = [fmt(metrics.get(d, {}).get(c, {}).get("value")) for d in dims for c in ("srcc", "krcc", "plcc")]
+        means = [fmt(metrics.get("mean", {}).get(c, {}).get("value")) for c in ("srcc", "plcc")]
+        lines.append(_row([label, *cells, *means, pct(pointwise.get("parse_failure_rate")),
+                           str(pointwise.get("n_scored", 0))]))
+    return "\n".join(lines)
+
+
+def preference_comparison(runs: Mapping[str, Mapping]) -> str:
+    """One row per scorer: pairwise accuracy and group accuracy per K / overall on the overall truth."""
+    blocks = {label: r["preference"]["overall"] for label, r in runs.items()
+              if r.get("preference") and r["preference"].get("overall")}
+    ks = sorted({k for b in blocks.values() for k in b["group_accuracy"] if k != "overall"})
+    lines = _header(["scorer", "pairwise acc. %", *[f"{k} %" for k in ks], "overall groups %"])
+    for label, block in blocks.items():
+        groups = block["group_accuracy"]
+        lines.append(_row([label, pct(block["pairwise_accuracy"]),
+                           *[pct(groups[k]["accuracy"]) if k in groups else "–" for k in ks],
+                           pct(groups["overall"]["accuracy"])]))
+    return "\n".join(lines)
+
