@@ -1,0 +1,34 @@
+"""`ie-eval report` on two eval runs and two RL runs (one missing a logged key)."""
+
+from lightning.pytorch.loggers import CSVLogger
+from PIL import Image
+
+from ie_eval.cli import main as cli_main
+
+
+def write_rl_run(root, keys):
+    logger = CSVLogger(save_dir=str(root), name="csv")
+    for step in range(5):
+        logger.log_metrics({key: float(step * (i + 1)) for i, key in enumerate(keys)}, step=step)
+    logger.save()
+    return root
+
+
+def test_report_tables_and_pngs(classical_runs, tmp_path):
+    rl_full = write_rl_run(tmp_path / "grpo", ["train/reward_mean", "train/response_length"])
+    rl_partial = write_rl_run(tmp_path / "grpo-old", ["train/reward_mean"])
+    out = tmp_path / "report"
+    runs = [str(classical_runs["gmsd"]), str(classical_runs["psnr"]), str(rl_full), str(rl_partial),
+            str(tmp_path / "missing")]
+    assert cli_main(["report", *runs, "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    # Side-by-side table: a row per scorer with its SRCC values, then the pairwise table.
+    table_rows = [line for line in report.splitlines() if line.startswith(("| gmsd |", "| psnr |"))]
+    assert len(table_rows) == 6  # run list, pointwise comparison and pairwise comparison, per scorer
+    assert "## Pairwise / K-way accuracy" in report
+    for name in ("srcc_by_scorer_mos.png", "scatter_gmsd.png", "scatter_psnr.png", "rl_curves_grpo.png",
+                 "rl_curves_grpo-old.png"):
+        with Image.open(out / name) as image:
+            assert image.format == "PNG", name
+    assert "not logged, skipped: response length (train)" in report  # grpo-old has no response length
+    assert "missing: not a directory" in report
