@@ -63,26 +63,14 @@ def correlation_table(rows: dict[str, dict[str, float]]) -> str:
 
 
 def scatter_plot(predictions: list[dict], path: Path) -> Path:
-    """Prediction vs truth per dimension on the test split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Prediction vs truth per dimension on the test split (the evaluation suite's scatter)."""
     import torch
+
+    from ie_eval.eval.plots import scatter_plot as draw
 
     scores = torch.cat([p["scores"] for p in predictions]).numpy()
     targets = torch.cat([p["target"] for p in predictions]).numpy()
-    figure, axes = plt.subplots(1, len(CRITIQUE_DIMS), figsize=(4 * len(CRITIQUE_DIMS), 4))
-    for index, (axis, dim) in enumerate(zip(axes, CRITIQUE_DIMS, strict=True)):
-        axis.scatter(targets[:, index], scores[:, index], s=6, alpha=0.5)
-        axis.set_xlabel(f"target {dim}")
-        axis.set_ylabel(f"predicted {dim}")
-        axis.set_title(dim)
-    figure.suptitle("RE-Reward (tiny, synthetic test split): prediction vs target")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return draw(scores, targets, CRITIQUE_DIMS, path, "RE-Reward (tiny, synthetic test split): prediction vs target")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
