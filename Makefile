@@ -57,6 +57,14 @@ grpo: $(DATA)/manifest.jsonl $(SFT_EXPORT) $(RM_EXPORT)
 	$(VENV)/bin/ie-eval grpo --serve-rm runs/rm-tiny/export --config configs/grpo/tiny.yaml \
 		--data.init_args.manifest $(DATA)/pairs.jsonl
 
+# One-factor-at-a-time ablation grid x 3 seeds on a 64-source synthetic set (experiments/ablate.yaml);
+# writes runs/ablate/ablations.md and docs/ablations.md. Interrupted? Run it again: finished runs are kept.
+ABLATE_DATA := data/synth-ablate
+$(ABLATE_DATA)/manifest.jsonl: $(STAMP)
+	$(VENV)/bin/ie-eval data synth --out $(ABLATE_DATA) --n-sources 64 --seed 0
+ablate: $(ABLATE_DATA)/manifest.jsonl
+	$(VENV)/bin/ie-eval ablate --grid experiments/ablate.yaml --out $(RUNS)/ablate --doc docs/ablations.md
+
 # The README's one-command main job: data, train, test table, blank-image check, scatter plot.
 demo: $(STAMP)
 	$(VENV)/bin/ie-eval demo --data $(DATA) --out $(RUNS)/demo

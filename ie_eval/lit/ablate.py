@@ -8,6 +8,10 @@ The grid file names the base configs, the seeds and one list of overlays per var
     seeds: [0, 1, 2]
     variants:
       pooling=prefill: [experiments/rm_pooling_prefill.yaml]
+      critic pooling=mean: {base: [configs/sft/tiny.yaml, experiments/ablate_sft_base.yaml],
+                            overlays: [experiments/rm_pooling_mean.yaml]}
+
+A variant is a list of overlays on the grid's base, or a mapping with its own `base` and `overlays`.
 
 Every run is a LightningCLI `fit` then `test` on its best checkpoint, in-process, one after another.
 A finished run leaves `metrics.json` in its folder and is skipped when the grid is run again, so an
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from collections.abc import Sequence
@@ -30,15 +35,23 @@ from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS
 COLUMNS = ("mean_srcc", "format_rate")
 
 
+def variant_configs(grid: dict, name: str) -> list[str]:
+    """Base configs then overlays of one variant, in LightningCLI order."""
+    spec = grid["variants"][name]
+    if isinstance(spec, dict):
+        return [*spec.get("base", grid["base"]), *(spec.get("overlays") or [])]
+    return [*grid["base"], *(spec or [])]
+
+
 def load_grid(path: str | Path) -> dict:
     grid = yaml.safe_load(Path(path).read_text())
     problems = [key for key in ("base", "seeds", "variants") if key not in (grid or {})]
     if problems:
         raise ValueError(f"{path}: grid file lacks {problems}; see `ie-eval ablate --help`")
-    for name, overlays in grid["variants"].items():
-        for overlay in overlays or []:
-            if not Path(overlay).is_file():
-                raise FileNotFoundError(f"{path}: variant '{name}': overlay not found: {overlay}")
+    for name in grid["variants"]:
+        for config in variant_configs(grid, name):
+            if not Path(config).is_file():
+                raise FileNotFoundError(f"{path}: variant '{name}': overlay not found: {config}")
     return grid
 
 
@@ -86,16 +99,16 @@ def ablation_table(results: dict[str, list[dict[str, float]]]) -> str:
 def run_grid(grid_path: str, out: Path, extra: Sequence[str]) -> dict[str, list[dict[str, float]]]:
     grid = load_grid(grid_path)
     results: dict[str, list[dict[str, float]]] = {}
-    for name, overlays in grid["variants"].items():
+    for name in grid["variants"]:
         results[name] = []
         for seed in grid["seeds"]:
-            run_dir = out / name.replace("=", "-").replace("/", "_") / f"seed{seed}"
+            run_dir = out / re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip("-") / f"seed{seed}"
             done = run_dir / "metrics.json"
             if done.is_file():
                 metrics = json.loads(done.read_text())
             else:
                 run_dir.mkdir(parents=True, exist_ok=True)
-                metrics = run_one([*grid["base"], *(overlays or [])], int(seed), run_dir, extra)
+                metrics = run_one(variant_configs(grid, name), int(seed), run_dir, extra)
             print(f"{name} seed {seed}: mean SRCC {metrics.get('mean_srcc', float('nan')):.3f} "
                   f"({metrics.get('wall_s', 0):.0f} s)", flush=True)
             results[name].append(metrics)
@@ -122,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(known.doc).write_text(
             f"# Ablations\n\nProduced by `{command}` (`make ablate`) on the synthetic benchmark, "
             f"{len(next(iter(results.values()), []))} seeds per variant, test split, in {minutes:.1f} min "
-            f"on the machine that ran it.\n\n{table}\n"
+            f"on the machine that ran it.\n\nRM rows: SRCC of RE-Reward's critique scores (logicality, accuracy, "
+            f"usefulness). Critic rows: SRCC of the regression head's MOS scores; format stability is the share "
+            f"of greedy test critiques that parse.\n\n{table}\n"
         )
     return 0

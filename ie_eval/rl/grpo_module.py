@@ -104,7 +104,8 @@ class GRPOModule(L.LightningModule):
         policy: directory written by the SFT stage (`CriticModel.save_pretrained`).
         adapter: GRPO adapter on the policy (lora / qlora: reference = adapter disabled; full: frozen copy).
         grpo / sampling / optim / prompts: see the config dataclasses.
-        eval_sampling: decoding for validation (default greedy, so start and end are comparable).
+        eval_sampling / eval_samples / eval_seed: decoding of held-out critiques (default: one greedy
+            critique per prompt); sampled evaluation draws `eval_samples` per prompt from a fixed seed.
         rollout: "hf" (batched `generate`, prefill shared by the group) or "vllm".
         reward_source: RE-Reward over HTTP (`url`) or in-process (`ckpt`), with retry policy.
         rewards: list of reward components, each a dict with `name`, `weight` and its options.
@@ -117,6 +118,8 @@ class GRPOModule(L.LightningModule):
         grpo: GRPOConfig | None = None,
         sampling: SamplingConfig | None = None,
         eval_sampling: SamplingConfig | None = None,
+        eval_samples: int = 1,
+        eval_seed: int = 1234,
         rollout: str = "hf",
         reward_source: RewardSourceConfig | None = None,
         rewards: list[dict] | None = None,
@@ -130,6 +133,9 @@ class GRPOModule(L.LightningModule):
         self.sampling = as_config(SamplingConfig, sampling)
         self.eval_sampling = as_config(SamplingConfig, eval_sampling or {"temperature": 0.0,
                                                                           "max_new_tokens": self.sampling.max_new_tokens})
+        if eval_samples < 1:
+            raise ValueError(f"eval_samples must be >= 1, got {eval_samples}")
+        self.eval_samples, self.eval_seed = int(eval_samples), int(eval_seed)
         self.reward_source = as_config(RewardSourceConfig, reward_source)
         self.optim_config = as_config(OptimConfig, optim)
         self.prompt_budget = as_config(PromptBudget, prompts)
@@ -138,7 +144,8 @@ class GRPOModule(L.LightningModule):
             raise ValueError(f"grpo.aggregation must be one of {AGGREGATIONS}, got '{self.grpo.aggregation}'")
         self.save_hyperparameters({
             "policy": str(policy), "adapter": plain(self.adapter_config), "grpo": plain(self.grpo),
-            "sampling": plain(self.sampling), "eval_sampling": plain(self.eval_sampling), "rollout": rollout,
+            "sampling": plain(self.sampling), "eval_sampling": plain(self.eval_sampling),
+            "eval_samples": self.eval_samples, "eval_seed": self.eval_seed, "rollout": rollout,
             "reward_source": plain(self.reward_source), "rewards": self.reward_specs,
             "optim": plain(self.optim_config), "prompts": plain(self.prompt_budget),
         })
@@ -291,25 +298,30 @@ class GRPOModule(L.LightningModule):
         self.log_correlations("test", self.val_head, self.val_text)
 
     def evaluate(self, records: list[EditRecord], stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
-        """Reward of the policy's (greedy by default) critique per held-out prompt, head and parsed-score SRCC."""
+        """Mean reward of `eval_samples` critiques per held-out prompt (seeded, so the SFT start and later
+        checkpoints are judged on the same draws), head SRCC, and SRCC of the group-mean parsed scores."""
         prompts = self.collate(records)
-        rollouts = self.sample(prompts, self.eval_sampling, group_size=1)
+        group = self.eval_samples
+        with torch.random.fork_rng(devices=[]):  # fixed draws that leave the training RNG untouched
+            torch.manual_seed(self.eval_seed)
+            rollouts = self.sample(prompts, self.eval_sampling, group_size=group)
         rewards = self.score(records, rollouts, stage=stage)
         size = len(records)
         self.log(f"{stage}/reward_mean", rewards.total.mean(), batch_size=size, prog_bar=True)
         for name, component in rewards.components.items():
             self.log(f"{stage}/reward_{name}_mean", torch.as_tensor(component.mean), batch_size=size)
-        self.log(f"{stage}/response_length", rollouts.completion_mask.sum(dim=1).float().mean(), batch_size=size)
+        self.log(f"{stage}/response_length", rollouts.lengths.float().mean(), batch_size=size)
+        parsed = torch.tensor([list(s.parsed_scores) if s.parsed_scores is not None else [float("nan")] * 3
+                               for s in rewards.samples], dtype=torch.float32, device=self.device)
+        self.log(f"{stage}/format_rate", (~parsed.isnan().any(dim=1)).float().mean(), batch_size=size)
         has_mos = prompts["mos_mask"].bool()
         if has_mos.any():
             with torch.no_grad():
                 head.update(self.model(prompts)[has_mos].float(), prompts["mos"][has_mos].float())
-            parsed = torch.tensor([list(s.parsed_scores) if s.parsed_scores is not None else [float("nan")] * 3
-                                   for s in rewards.samples], dtype=torch.float32, device=self.device)
-            keep = has_mos & ~parsed.isnan().any(dim=1)
-            self.log(f"{stage}/format_rate", (~parsed.isnan().any(dim=1)).float().mean(), batch_size=size)
+            per_prompt = parsed.reshape(size, group, -1).nanmean(dim=1)  # (P, 3); NaN where nothing parsed
+            keep = has_mos & ~per_prompt.isnan().any(dim=1)
             if keep.any():
-                text.update(parsed[keep], prompts["mos"][keep].float())
+                text.update(per_prompt[keep], prompts["mos"][keep].float())
 
     def log_correlations(self, stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
         for prefix, metric in (("head", head), ("text", text)):
