@@ -23,8 +23,7 @@ from pathlib import Path
 
 import httpx
 
-REPORTED = ("reward_mean", "reward_re_reward_mean", "response_length", "format_rate", "head_mean_srcc",
-            "text_mean_srcc")
+REPORTED = ("reward_mean", "response_length", "format_rate", "head_mean_srcc", "text_mean_srcc")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -72,7 +71,8 @@ def metrics_of(results: list[dict], stage: str = "val") -> dict[str, float]:
 
 def comparison_table(start: dict[str, float], end: dict[str, float]) -> str:
     lines = ["| held-out prompts | SFT start | after GRPO | change |", "|---|---|---|---|"]
-    for key in REPORTED:
+    components = sorted(k for k in start if k.startswith("reward_") and k.endswith("_mean") and k != "reward_mean")
+    for key in (REPORTED[0], *components, *REPORTED[1:]):
         if key in start and key in end:
             lines.append(f"| {key} | {start[key]:.4f} | {end[key]:.4f} | {end[key] - start[key]:+.4f} |")
     return "\n".join(lines)
