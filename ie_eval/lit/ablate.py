@@ -82,18 +82,28 @@ def summarize(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
+def variant_dims(runs: list[dict[str, float]]) -> tuple[str, ...]:
+    """Critique dims for RE-Reward runs, MOS dims for critic runs (by which SRCC keys were logged)."""
+    return MOS_DIMS if any(f"{MOS_DIMS[0]}_srcc" in m for m in runs) else CRITIQUE_DIMS
+
+
 def ablation_table(results: dict[str, list[dict[str, float]]]) -> str:
-    """Markdown: one row per variant, mean ± std over seeds of mean SRCC, per-dim SRCC and format rate."""
-    dims = next((d for d in (CRITIQUE_DIMS, MOS_DIMS) if any(f"{d[0]}_srcc" in m for r in results.values() for m in r)),
-                CRITIQUE_DIMS)
-    header = ["variant", "seeds", "mean SRCC", *[f"{d} SRCC" for d in dims], "format stability"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, runs in results.items():
-        cells = [name, str(len(runs)), summarize([m["mean_srcc"] for m in runs if "mean_srcc" in m])]
-        cells += [summarize([m[f"{d}_srcc"] for m in runs if f"{d}_srcc" in m]) for d in dims]
-        cells.append(summarize([m["format_rate"] for m in runs if "format_rate" in m]))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """Markdown, one table per dim set (RE-Reward rows, critic rows): mean ± std over seeds of mean SRCC,
+    per-dim SRCC and format stability."""
+    tables = []
+    for dims in (CRITIQUE_DIMS, MOS_DIMS):
+        rows = {name: runs for name, runs in results.items() if variant_dims(runs) == dims}
+        if not rows:
+            continue
+        header = ["variant", "seeds", "mean SRCC", *[f"{d} SRCC" for d in dims], "format stability"]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for name, runs in rows.items():
+            cells = [name, str(len(runs)), summarize([m["mean_srcc"] for m in runs if "mean_srcc" in m])]
+            cells += [summarize([m[f"{d}_srcc"] for m in runs if f"{d}_srcc" in m]) for d in dims]
+            cells.append(summarize([m["format_rate"] for m in runs if "format_rate" in m]))
+            lines.append("| " + " | ".join(cells) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
 
 
 def run_grid(grid_path: str, out: Path, extra: Sequence[str]) -> dict[str, list[dict[str, float]]]:
