@@ -21,6 +21,8 @@ class OptimConfig:
     beta2: float = 0.999
     warmup_ratio: float = 0.05
     min_lr_ratio: float = 0.1
+    # Vision tower + merger LR; None = `lr`. A random-init tiny vision path may need more than the LM.
+    vision_lr: float | None = None
 
 
 def warmup_cosine_factor(step: int, total_steps: int, warmup_ratio: float, min_lr_ratio: float) -> float:
@@ -32,12 +34,23 @@ def warmup_cosine_factor(step: int, total_steps: int, warmup_ratio: float, min_l
     return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def split_vision(named_params: Iterable[tuple[str, nn.Parameter]]) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(language-side, vision-side) parameters; vision = the vision tower and its merger (`visual.` in the name)."""
+    language, vision = [], []
+    for name, param in named_params:
+        (vision if ".visual." in f".{name}" else language).append(param)
+    return language, vision
+
+
 def build_optimizer(
-    backbone_params: Iterable[nn.Parameter], head_params: Iterable[nn.Parameter], config: OptimConfig, total_steps: int
+    backbone_params: Iterable[nn.Parameter], head_params: Iterable[nn.Parameter], config: OptimConfig, total_steps: int,
+    vision_params: Iterable[nn.Parameter] = (),
 ) -> dict:
-    """Lightning `configure_optimizers` dict: two param groups, step-wise LambdaLR."""
+    """Lightning `configure_optimizers` dict: backbone / vision / head param groups, step-wise LambdaLR."""
+    vision_lr = config.lr if config.vision_lr is None else config.vision_lr
     groups = [
         {"params": [p for p in backbone_params if p.requires_grad], "lr": config.lr, "name": "backbone"},
+        {"params": [p for p in vision_params if p.requires_grad], "lr": vision_lr, "name": "vision"},
         {"params": [p for p in head_params if p.requires_grad], "lr": config.head_lr, "name": "head"},
     ]
     groups = [g for g in groups if g["params"]]

@@ -11,7 +11,7 @@ import torch
 from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import CRITIQUE_DIMS
 from ie_eval.lit.common import CollatorInputsMixin, as_config, plain
-from ie_eval.lit.optim import OptimConfig, build_optimizer
+from ie_eval.lit.optim import OptimConfig, build_optimizer, split_vision
 from ie_eval.losses.composite import RewardLoss, RewardLossConfig
 from ie_eval.metrics.correlation import ScoreCorrelations
 from ie_eval.models.adapters import AdapterConfig, adalora_orthogonal_penalty
@@ -134,8 +134,8 @@ class RewardModule(CollatorInputsMixin, L.LightningModule):
         }
 
     def configure_optimizers(self) -> dict:
-        head_ids = {id(p) for p in self.model.head.parameters()}
-        backbone_params = [p for p in self.model.parameters() if id(p) not in head_ids]
+        language, vision = split_vision(self.model.backbone.named_parameters())
         return build_optimizer(
-            backbone_params, self.model.head.parameters(), self.optim_config, int(self.trainer.estimated_stepping_batches)
+            language, self.model.head.parameters(), self.optim_config, int(self.trainer.estimated_stepping_batches),
+            vision_params=vision,
         )

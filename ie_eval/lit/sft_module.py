@@ -17,7 +17,7 @@ import torch
 
 from ie_eval.data.records import MOS_DIMS
 from ie_eval.lit.common import CollatorInputsMixin, as_config, plain
-from ie_eval.lit.optim import OptimConfig, build_optimizer
+from ie_eval.lit.optim import OptimConfig, build_optimizer, split_vision
 from ie_eval.losses.sft import LOSS_TERMS, SFTLossConfig, sft_loss
 from ie_eval.metrics.critique import CritiqueMetrics
 from ie_eval.models.adapters import AdapterConfig
@@ -179,8 +179,8 @@ class SFTModule(CollatorInputsMixin, L.LightningModule):
         }
 
     def configure_optimizers(self) -> dict:
-        head_ids = {id(p) for p in self.model.head.parameters()}
-        backbone_params = [p for p in self.model.parameters() if id(p) not in head_ids]
+        language, vision = split_vision(self.model.backbone.named_parameters())
         return build_optimizer(
-            backbone_params, self.model.head.parameters(), self.optim_config, total_optimizer_steps(self.trainer)
+            language, self.model.head.parameters(), self.optim_config, total_optimizer_steps(self.trainer),
+            vision_params=vision,
         )
