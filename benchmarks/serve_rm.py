@@ -28,7 +28,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import httpx  # health checks and counters only; load goes through Connection
+import httpx  # counters only; load goes through Connection
+
+from ie_eval.serve.runner import wait_healthy
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serve_rm.json"
 MODES = {"batched": {"max_batch_size": 32, "max_wait_ms": 5.0}, "one-at-a-time": {"max_batch_size": 1, "max_wait_ms": 0.0}}
@@ -101,20 +103,6 @@ def start_server(ckpt: Path, mode: dict, workdir: Path, port: int) -> subprocess
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]
     return subprocess.Popen(command, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-
-
-def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} during startup")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not healthy within {timeout_s}s")
 
 
 class Connection:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from ie_eval.serve.runner import wait_healthy
 
 REPORTED = ("reward_mean", "response_length", "format_rate", "head_mean_srcc", "text_mean_srcc")
 
@@ -41,18 +41,7 @@ def served_reward_model(ckpt: str, host: str = "127.0.0.1", startup_s: float = 1
                "--log-level", "warning"]
     process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
     try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"reward server exited with code {process.returncode} before serving: {' '.join(command)}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"reward server did not answer {url}/healthz within {startup_s:.0f} s")
-            time.sleep(0.5)
+        wait_healthy(url, process, startup_s)
         yield url
     finally:
         process.terminate()

@@ -7,9 +7,12 @@ For tests, benchmarks and single-node runs that want the HTTP path without a sec
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from typing import Any
+
+import httpx
 
 
 def bind_free_port(host: str = "127.0.0.1") -> socket.socket:
@@ -18,6 +21,21 @@ def bind_free_port(host: str = "127.0.0.1") -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     return sock
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 120.0) -> None:
+    """Block until a reward server subprocess answers `GET /healthz` with 200; raise if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"reward server {url} exited with code {process.returncode} during startup")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"reward server {url} did not answer /healthz within {timeout_s:.0f} s")
 
 
 class BackgroundServer:
