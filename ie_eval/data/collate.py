@@ -90,6 +90,8 @@ class EditCollator:
     (when the processor emits it), labels (critic + train), prompt_mask (B, T) bool,
     num_image_tokens / num_text_tokens (B,), sample_ids, mos (B, 3) + mos_mask (B,),
     critique_scores (B, 3) + critique_scores_mask (B,), has_critique (B,). Missing scores are NaN.
+    Generate mode also keeps prompt_texts (B rendered prompts) and prompt_images (B [source, edited]
+    PIL images, already resized to the budget), the inputs of an engine that runs its own processor.
     """
 
     def __init__(
@@ -148,6 +150,8 @@ class EditCollator:
         batch["image_grid_thw"] = encoded["image_grid_thw"]
         batch |= self.token_counts(batch["input_ids"], batch["attention_mask"])
         batch |= targets(records)
+        if self.mode == "generate":  # what an engine with its own processor (vLLM) is given instead of tensors
+            batch["prompt_texts"], batch["prompt_images"] = prompts, images
         return batch
 
     def load_pair(self, record: EditRecord) -> list[Image.Image]:

@@ -107,6 +107,8 @@ class GRPOModule(L.LightningModule):
         eval_sampling / eval_samples / eval_seed: decoding of held-out critiques (default: one greedy
             critique per prompt); sampled evaluation draws `eval_samples` per prompt from a fixed seed.
         rollout: "hf" (batched `generate`, prefill shared by the group) or "vllm".
+        rollout_options: keyword options of the engine (vllm: gpu_memory_utilization, max_model_len,
+            enable_sleep_mode, dtype, model_dir; hf: share_prefill).
         reward_source: RE-Reward over HTTP (`url`) or in-process (`ckpt`), with retry policy.
         rewards: list of reward components, each a dict with `name`, `weight` and its options.
     """
@@ -121,6 +123,7 @@ class GRPOModule(L.LightningModule):
         eval_samples: int = 1,
         eval_seed: int = 1234,
         rollout: str = "hf",
+        rollout_options: dict | None = None,
         reward_source: RewardSourceConfig | None = None,
         rewards: list[dict] | None = None,
         optim: OptimConfig | None = None,
@@ -146,12 +149,13 @@ class GRPOModule(L.LightningModule):
             "policy": str(policy), "adapter": plain(self.adapter_config), "grpo": plain(self.grpo),
             "sampling": plain(self.sampling), "eval_sampling": plain(self.eval_sampling),
             "eval_samples": self.eval_samples, "eval_seed": self.eval_seed, "rollout": rollout,
+            "rollout_options": dict(rollout_options or {}),
             "reward_source": plain(self.reward_source), "rewards": self.reward_specs,
             "optim": plain(self.optim_config), "prompts": plain(self.prompt_budget),
         })
         self.model = load_sft_policy(policy, self.adapter_config)
         self.reference = ReferencePolicy(self.model)
-        self.engine = build_rollout_engine(rollout, self.model)
+        self.engine = build_rollout_engine(rollout, self.model, **dict(rollout_options or {}))
         self.collator = EditCollator(self.model.processor, task="critic", mode="generate",
                                      prompt_suffix=self.model.prompt_suffix, **plain(self.prompt_budget))
         self.val_head = ScoreCorrelations(MOS_DIMS)
