@@ -119,7 +119,7 @@ def test_export_is_a_self_contained_critic(tmp_path, synth_manifest, tiny_critic
 
 
 def test_rollouts_never_contain_multimodal_placeholders(synth_manifest, tiny_critic_dir, tiny_reward_dir):
-    from ie_eval.rl.rollout.hf import multimodal_token_ids
+    from ie_eval.rl.rollout.base import multimodal_token_ids
 
     module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)})
     banned = multimodal_token_ids(module.model.processor)

@@ -76,6 +76,18 @@ class RolloutEngine(ABC):
         return None
 
 
+VISION_MARKERS: tuple[str, ...] = ("<|vision_start|>", "<|vision_end|>")
+
+
+def multimodal_token_ids(processor: Any) -> list[int]:
+    """Ids of the image / video placeholder and vision-span tokens: a completion must never contain them
+    (a sampled image placeholder makes the teacher-forced pass expect image features that do not exist)."""
+    tokenizer = processor.tokenizer
+    vocab = tokenizer.get_vocab()
+    names = [getattr(processor, "image_token", None), getattr(processor, "video_token", None), *VISION_MARKERS]
+    return sorted({vocab[name] for name in names if name is not None and name in vocab})
+
+
 def completion_mask(completion_ids: torch.Tensor, stop_token_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """((N, L) long mask up to and including the first stop token, (N,) bool finished)."""
     is_stop = torch.isin(completion_ids, torch.tensor(stop_token_ids, device=completion_ids.device))

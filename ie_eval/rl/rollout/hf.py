@@ -25,7 +25,13 @@ import torch.nn.functional as F
 from transformers.cache_utils import Cache, DynamicLayer, LinearAttentionCacheLayerMixin
 
 from ie_eval.data.collate import model_inputs
-from ie_eval.rl.rollout.base import RolloutEngine, Rollouts, SamplingConfig, completion_mask
+from ie_eval.rl.rollout.base import (
+    RolloutEngine,
+    Rollouts,
+    SamplingConfig,
+    completion_mask,
+    multimodal_token_ids,
+)
 from ie_eval.rl.rollout.logprobs import TOKEN_KEYS, repeat_prompts
 
 
@@ -51,18 +57,6 @@ def repeat_cache(cache: Cache, repeats: int) -> None:
 def _rope_delta_modules(backbone: torch.nn.Module) -> list[torch.nn.Module]:
     """Modules that keep M-RoPE `rope_deltas` between prefill and decoding (the Qwen-VL inner model)."""
     return [m for m in backbone.modules() if torch.is_tensor(getattr(m, "rope_deltas", None))]
-
-
-VISION_MARKERS: tuple[str, ...] = ("<|vision_start|>", "<|vision_end|>")
-
-
-def multimodal_token_ids(processor: Any) -> list[int]:
-    """Ids of the image / video placeholder and vision-span tokens: a completion must never contain them
-    (a sampled image placeholder makes the teacher-forced pass expect image features that do not exist)."""
-    tokenizer = processor.tokenizer
-    vocab = tokenizer.get_vocab()
-    names = [getattr(processor, "image_token", None), getattr(processor, "video_token", None), *VISION_MARKERS]
-    return sorted({vocab[name] for name in names if name is not None and name in vocab})
 
 
 class HFRolloutEngine(RolloutEngine):

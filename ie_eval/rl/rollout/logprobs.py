@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ie_eval.data.collate import model_inputs
+from ie_eval.rl.rollout.base import multimodal_token_ids
 
 # (B, T) per-token keys of a collated prompt batch that the model reads.
 TOKEN_KEYS: tuple[str, ...] = ("input_ids", "attention_mask", "mm_token_type_ids")
@@ -108,6 +109,7 @@ def _token_statistics(
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 for log-probs, got {temperature}")
     row_images = images_per_row(model, inputs["input_ids"])
+    suppressed = multimodal_token_ids(model.processor)
     prompt_of_row = torch.arange(prompts, device=completion_ids.device).repeat_interleave(group_size)
     step = micro_batch_size or completion_ids.shape[0]
     logps, entropies = [], []
@@ -121,11 +123,12 @@ def _token_statistics(
         if "mm_token_type_ids" in batch:
             batch["mm_token_type_ids"] = F.pad(batch["mm_token_type_ids"], (0, length))
         # The last L + 1 positions: T - 1 .. T + L - 1; position T - 1 + t predicts completion token t.
-        logits = model.backbone(**batch, use_cache=False, logits_to_keep=length + 1).logits[:, :-1]
-        log_probs = F.log_softmax(logits.float() / temperature, dim=-1)  # (rows, L, V)
+        logits = model.backbone(**batch, use_cache=False, logits_to_keep=length + 1).logits[:, :-1].float()
+        logits[..., suppressed] = float("-inf")  # the distribution sampled from never emits these
+        log_probs = F.log_softmax(logits / temperature, dim=-1)  # (rows, L, V)
         logps.append(log_probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask)
         if with_entropy:
-            entropies.append(-(log_probs.exp() * log_probs).sum(-1) * mask)
+            entropies.append(torch.special.entr(log_probs.exp()).sum(-1) * mask)  # entr(0) = 0 where suppressed
     return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)
 
 

@@ -41,8 +41,13 @@ from typing import Any
 
 import torch
 
-from ie_eval.rl.rollout.base import RolloutEngine, Rollouts, SamplingConfig, completion_mask
-from ie_eval.rl.rollout.hf import multimodal_token_ids
+from ie_eval.rl.rollout.base import (
+    RolloutEngine,
+    Rollouts,
+    SamplingConfig,
+    completion_mask,
+    multimodal_token_ids,
+)
 from ie_eval.rl.rollout.weights import merged_weights
 
 log = logging.getLogger(__name__)
