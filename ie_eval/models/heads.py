@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -17,14 +18,39 @@ class HeadConfig:
     hidden_size: int = 256
     dropout: float = 0.1
     activation: str = "gelu"
+    # "layer": per-sample LayerNorm (scale-free). "batch": per-feature standardization with running
+    # statistics (BatchNorm), which removes the component every sample shares, so the small
+    # sample-specific part of a random-init backbone's state (e.g. what the images add) is what the
+    # MLP sees. "none": raw pooled state.
+    input_norm: str = "layer"
+
+
+INPUT_NORMS: tuple[str, ...] = ("layer", "batch", "none")
+
+
+class BatchStandardizer(nn.BatchNorm1d):
+    """BatchNorm1d over (B, H) that falls back to its running statistics for a batch of one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def input_norm_layer(kind: str, features: int) -> nn.Module:
+    if kind not in INPUT_NORMS:
+        raise ValueError(f"unknown head input_norm '{kind}'; choose one of {INPUT_NORMS}")
+    if kind == "layer":
+        return nn.LayerNorm(features)
+    return BatchStandardizer(features) if kind == "batch" else nn.Identity()
 
 
 class MultiHeadRegressor(nn.Module):
     """(B, H) pooled state -> (B, D) scores, one independent MLP per dimension.
 
     Separate MLPs keep one dimension's gradients from reshaping another's features; the
-    input LayerNorm makes the head insensitive to the backbone's hidden-state scale, which
-    differs between tiny random and real checkpoints. Runs in float32 whatever the backbone dtype.
+    input norm (`HeadConfig.input_norm`, LayerNorm by default) makes the head insensitive to the
+    backbone's hidden-state scale, which differs between tiny random and real checkpoints. Runs in float32 whatever the backbone dtype.
     """
 
     def __init__(
@@ -34,15 +60,16 @@ class MultiHeadRegressor(nn.Module):
         hidden_size: int = 256,
         dropout: float = 0.1,
         activation: str = "gelu",
+        input_norm: str = "layer",
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown head activation '{activation}'; choose one of {sorted(ACTIVATIONS)}")
         self.config = {
             "in_features": in_features, "num_outputs": num_outputs, "hidden_size": hidden_size,
-            "dropout": dropout, "activation": activation,
+            "dropout": dropout, "activation": activation, "input_norm": input_norm,
         }
-        self.norm = nn.LayerNorm(in_features)
+        self.norm = input_norm_layer(input_norm, in_features)
         self.heads = nn.ModuleList(
             nn.Sequential(
                 nn.Linear(in_features, hidden_size),

@@ -67,3 +67,45 @@ def test_head_has_independent_mlp_per_dimension():
     out[:, 0].sum().backward()
     assert head.heads[0][0].weight.grad.abs().sum() > 0
     assert head.heads[1][0].weight.grad is None or head.heads[1][0].weight.grad.abs().sum() == 0
+
+
+def test_batch_input_norm_standardizes_features_and_survives_a_batch_of_one():
+    import torch
+
+    from ie_eval.models.heads import MultiHeadRegressor
+
+    torch.manual_seed(0)
+    head = MultiHeadRegressor(8, 3, hidden_size=4, dropout=0.0, input_norm="batch")
+    shared = torch.randn(8) * 50  # what every sample has in common dominates the raw state
+    pooled = shared + 0.1 * torch.randn(16, 8)
+    head.train()
+    standardized = head.norm(pooled)
+    assert standardized.mean(0).abs().max() < 1e-3 and (standardized.std(0, unbiased=False) - 1).abs().max() < 1e-2
+    assert head(pooled[:1]).shape == (1, 3)  # training with one sample uses the running statistics
+    head.eval()
+    assert torch.equal(head(pooled), head(pooled))
+
+
+def test_unknown_input_norm_is_a_clear_error():
+    import pytest
+
+    from ie_eval.models.heads import MultiHeadRegressor
+
+    with pytest.raises(ValueError, match="unknown head input_norm 'group'"):
+        MultiHeadRegressor(8, input_norm="group")
+
+
+def test_batch_norm_head_reloads_exactly(tmp_path):
+    import torch
+
+    from ie_eval.models.heads import HeadConfig
+    from ie_eval.models.reward_model import RewardModel
+
+    torch.manual_seed(0)
+    model = RewardModel.build("tiny-qwen3-vl", head=HeadConfig(hidden_size=8, input_norm="batch"))
+    model.head.train()
+    model.head(torch.randn(6, model.backbone.config.get_text_config().hidden_size) * 3)  # moves the running stats
+    reloaded = RewardModel.from_pretrained(model.save_pretrained(tmp_path / "rm"))
+    assert reloaded.head_config.input_norm == "batch"
+    for name, value in model.head.state_dict().items():
+        assert torch.equal(value, reloaded.head.state_dict()[name]), name
