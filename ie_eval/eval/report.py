@@ -123,6 +123,11 @@ def evaluation_sections(runs: Mapping[str, Mapping], run_dirs: Mapping[str, Path
         name = f"srcc_by_scorer_{'mos' if dims == MOS_DIMS else 'critique'}.png"
         grouped_bars(srcc, out / name, f"SRCC by scorer: {title}", "SRCC")
         lines += [f"![SRCC by scorer]({name})", ""]
+        per_task = task_mean_srcc(subset, dims)
+        if per_task:
+            name = f"task_srcc_{'mos' if dims == MOS_DIMS else 'critique'}.png"
+            grouped_bars(per_task, out / name, f"mean SRCC per task type: {title}", "mean SRCC over dims")
+            lines += [f"![SRCC per task type]({name})", ""]
     if any(r.get("preference") and r["preference"].get("overall") for r in runs.values()):
         lines += ["## Pairwise / K-way accuracy (overall truth)", "", preference_comparison(runs), ""]
     for label, path in run_dirs.items():
@@ -137,6 +142,19 @@ def evaluation_sections(runs: Mapping[str, Mapping], run_dirs: Mapping[str, Path
         scatter_plot(preds, truths, dims, out / name, f"{label}: prediction vs truth")
         lines += [f"![{label} scatter]({name})", ""]
     return lines
+
+
+def task_mean_srcc(runs: Mapping[str, Mapping], dims: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """{task type: {run: mean over the run's dims of its per-task SRCC}} (None where a run has no value)."""
+    table: dict[str, dict[str, float | None]] = {}
+    for label, results in runs.items():
+        for task, row in ((results.get("pointwise") or {}).get("per_task_srcc") or {}).items():
+            values = [row[d] for d in dims if isinstance(row.get(d), (int, float))]
+            table.setdefault(task, {})[label] = sum(values) / len(values) if values else None
+    for task in table:
+        for label in runs:
+            table[task].setdefault(label, None)
+    return dict(sorted(table.items()))
 
 
 def _srcc(results: Mapping, dim: str) -> float | None:

@@ -26,9 +26,23 @@ def test_report_tables_and_pngs(classical_runs, tmp_path):
     table_rows = [line for line in report.splitlines() if line.startswith(("| gmsd |", "| psnr |"))]
     assert len(table_rows) == 6  # run list, pointwise comparison and pairwise comparison, per scorer
     assert "## Pairwise / K-way accuracy" in report
-    for name in ("srcc_by_scorer_mos.png", "scatter_gmsd.png", "scatter_psnr.png", "rl_curves_grpo.png",
+    for name in ("srcc_by_scorer_mos.png", "task_srcc_mos.png", "scatter_gmsd.png", "scatter_psnr.png", "rl_curves_grpo.png",
                  "rl_curves_grpo-old.png"):
         with Image.open(out / name) as image:
             assert image.format == "PNG", name
     assert "not logged, skipped: response length (train)" in report  # grpo-old has no response length
     assert "missing: not a directory" in report
+
+
+def test_task_srcc_averages_each_runs_dims_per_task():
+    from ie_eval.eval.report import task_mean_srcc
+
+    runs = {
+        "a": {"pointwise": {"per_task_srcc": {"color": {"n": 4, "visual_quality": 0.2, "content_preservation": 0.4},
+                                              "add": {"n": 3, "visual_quality": None}}}},
+        "b": {"pointwise": {"per_task_srcc": {"color": {"n": 4, "visual_quality": -0.1, "content_preservation": 0.1}}}},
+    }
+    table = task_mean_srcc(runs, ("visual_quality", "instruction_alignment", "content_preservation"))
+    assert list(table) == ["add", "color"]
+    assert abs(table["color"]["a"] - 0.3) < 1e-12
+    assert table["color"]["b"] == 0.0 and table["add"] == {"a": None, "b": None}
