@@ -185,7 +185,7 @@ class GRPOModule(L.LightningModule):
             rewards = self.score(records, rollouts, stage="train")
         advantages = group_advantages(rewards.total, self.grpo.group_size, scale_by_std=self.grpo.scale_rewards)
         with timer("update"):
-            stats = self.update_policy(prompts, rollouts, advantages, records)
+            stats = self.update_policy(prompts, rollouts, advantages)
         self.log_step(rewards, rollouts, stats, timer, len(records))
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
@@ -227,22 +227,29 @@ class GRPOModule(L.LightningModule):
         self.trainer.save_checkpoint(path)
         return path
 
-    def update_policy(self, prompts: dict[str, Any], rollouts: Any, advantages: torch.Tensor,
-                      records: list[EditRecord]) -> dict[str, float]:
-        """ppo_epochs optimizer steps on one rollout batch: clipped surrogate + beta KL + auxiliary Huber."""
+    def update_policy(self, prompts: dict[str, Any], rollouts: Any, advantages: torch.Tensor) -> dict[str, float]:
+        """ppo_epochs optimizer steps on one rollout batch: clipped surrogate + beta KL + auxiliary Huber.
+
+        The old policy is the policy before the first update, so its log-probs are the first epoch's,
+        detached: no extra forward pass, and a ratio of exactly 1 on the first update (as in TRL).
+        """
         ids, mask, group = rollouts.completion_ids, rollouts.completion_mask, self.grpo.group_size
         temperature = self.sampling.temperature or 1.0  # log-probs of the distribution that was sampled
         with torch.no_grad():
-            old_logp = completion_logprobs(self.model, prompts, ids, mask, group, temperature)
-            with self.reference.active() as reference:
-                ref_logp = completion_logprobs(reference, prompts, ids, mask, group, temperature)
-            weak_targets = self.reference.head_scores(prompts)
+            ref_logp = None
+            if self.grpo.beta != 0.0:
+                with self.reference.active() as reference:
+                    ref_logp = completion_logprobs(reference, prompts, ids, mask, group, temperature)
+            needs_weak = self.grpo.aux_weak_weight > 0 and not bool(prompts["mos_mask"].all())
+            weak_targets = self.reference.head_scores(prompts) if needs_weak else None
+        old_logp = None
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         totals: dict[str, float] = defaultdict(float)
         for epoch in range(self.grpo.ppo_epochs):
             if epoch == 0:
                 logp, entropy = completion_logprobs_and_entropy(self.model, prompts, ids, mask, group, temperature)
                 totals["entropy"] = float((entropy.detach() * mask).sum() / mask.sum().clamp(min=1))
+                old_logp = logp.detach()
             else:
                 logp = completion_logprobs(self.model, prompts, ids, mask, group, temperature)
             policy = grpo_loss(
@@ -264,12 +271,14 @@ class GRPOModule(L.LightningModule):
         self.engine.sync_weights()
         return dict(totals)
 
-    def auxiliary_huber(self, prompts: dict[str, Any], weak_targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    def auxiliary_huber(self, prompts: dict[str, Any], weak_targets: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Huber of the head against MOS where a prompt has it (strong), else the SFT head's scores (weak)."""
         scores = self.model(prompts)
         has_mos = prompts["mos_mask"].bool()
         strong = huber_loss(scores, torch.nan_to_num(prompts["mos"]).to(scores), self.grpo.huber_delta, has_mos)
-        weak = huber_loss(scores, weak_targets.to(scores), self.grpo.huber_delta, ~has_mos)
+        weak = scores.sum() * 0.0 if weak_targets is None else huber_loss(
+            scores, weak_targets.to(scores), self.grpo.huber_delta, ~has_mos
+        )
         total = self.grpo.aux_weight * strong + self.grpo.aux_weak_weight * weak
         return {"aux_huber": total, "aux_huber_strong": strong.detach(), "aux_huber_weak": weak.detach()}
 
@@ -306,7 +315,8 @@ class GRPOModule(L.LightningModule):
         checkpoints are judged on the same draws), head SRCC, and SRCC of the group-mean parsed scores."""
         prompts = self.collate(records)
         group = self.eval_samples
-        with torch.random.fork_rng(devices=[]):  # fixed draws that leave the training RNG untouched
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # fixed draws that leave the training RNG untouched
             torch.manual_seed(self.eval_seed)
             rollouts = self.sample(prompts, self.eval_sampling, group_size=group)
         rewards = self.score(records, rollouts, stage=stage)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,14 +20,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ie_eval.serve.runner import wait_healthy
+from ie_eval.serve.runner import bind_free_port, wait_healthy
 
 REPORTED = ("reward_mean", "response_length", "format_rate", "head_mean_srcc", "text_mean_srcc")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
+    """A port free now on `host` (the kernel picks it; the server binds it moments later)."""
+    with bind_free_port(host) as sock:
         return int(sock.getsockname()[1])
 
 

@@ -62,10 +62,12 @@ class ReferencePolicy(nn.Module):
         with reference_mode(self._policy[0], self._frozen[0] if self._frozen else None) as model:
             yield model
 
-    def to(self, *args, **kwargs):  # the frozen copy lives outside the module tree
+    def _apply(self, fn, *args, **kwargs):
+        # `.to()` / `.cuda()` / `.half()` on the LightningModule reach children through `_apply`;
+        # the frozen copy lives outside the module tree, so it is moved here explicitly.
         if self._frozen:
-            self._frozen[0].to(*args, **kwargs)
-        return super().to(*args, **kwargs)
+            self._frozen[0]._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
 
     @torch.no_grad()
     def head_scores(self, prompt_batch: dict) -> torch.Tensor:

@@ -133,3 +133,12 @@ def test_rollouts_never_contain_multimodal_placeholders(synth_manifest, tiny_cri
         head.weight[banned] = head.weight[banned] + 100.0 * head.weight.abs().max()
     rollouts = module.sample(prompts)
     assert not torch.isin(rollouts.completion_ids[rollouts.completion_mask.bool()], torch.tensor(banned)).any()
+
+
+def test_moving_the_module_moves_the_frozen_reference(tiny_critic_dir, tiny_reward_dir):
+    module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)})
+    assert not module.reference.shares_backbone  # full fine-tuning: a frozen copy outside the module tree
+    module.to(torch.float64)  # what Lightning's device / precision moves go through (`_apply`)
+    with module.reference.active() as reference:
+        assert next(reference.parameters()).dtype == torch.float64
+    assert next(module.model.parameters()).dtype == torch.float64

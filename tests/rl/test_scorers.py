@@ -1,19 +1,15 @@
 """The GRPO reward source: whole-call retries, then RewardUnavailableError; 4xx refusals are not retried."""
 
-import socket
-
 import pytest
 
+from ie_eval.rl.launch import free_port
 from ie_eval.rl.scorers import RetryingScorer, RewardSourceConfig, RewardUnavailableError, build_scorer
 from ie_eval.serve.base import RewardItem, RewardServerError
 from ie_eval.serve.client import RewardClient
 
 
 def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"  # nothing listens there once the socket is closed
+    return f"http://127.0.0.1:{free_port()}"  # nothing listens there once the probe socket is closed
 
 
 class CountingScorer:
