@@ -8,11 +8,13 @@ images. This script measures, on one source-disjoint split of a freshly synthesi
 - `vision-direct`: the tiny preset's own vision tower (trainable, same init as the critic),
   whose merged source / edit tokens are compared directly (edit mean, mean and max |edit -
   source|) by a small MLP. No language model: how much a random-init tower can learn here.
+- `decoder-image-tokens`: the same comparison, of the decoder's final states at the image-token
+  positions (the full critic forward, text included).
 - `critic-prefill`: the real `CriticModel` in score-only mode (prefill pooling, full fine-
   tuning, batch-standardized head input), i.e. the same tower read through the 2-layer
   decoder's last prompt token, as `make sft` trains it.
 
-Both learners see the same records, batch size, epochs, Huber loss and learning rates.
+All learners see the same records, batch size, epochs, Huber loss and learning rates.
 
     .venv/bin/python benchmarks/vision_path.py [--sources 2000] [--epochs 8] [--out FILE]
 
@@ -50,6 +52,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "vision_path.json"
 PRESET = "tiny-qwen3.5"
 PIXELS = {"max_pixels": 128 * 128, "min_pixels": 1024}  # the tiny configs' budget: 16 tokens per image
 BATCH, BACKBONE_LR, HEAD_LR = 16, 1e-3, 2e-3
+LEARNERS = ("vision-direct", "decoder-image-tokens", "critic-prefill")
 
 
 def test_srcc(predictions: torch.Tensor, records: Sequence[EditRecord]) -> list[float]:
@@ -69,23 +72,37 @@ def ssim_scores(records: Sequence[EditRecord]) -> torch.Tensor:
     return torch.tensor(values).unsqueeze(1).expand(-1, len(MOS_DIMS))
 
 
-class DirectVisionProbe(nn.Module):
-    """The preset's vision tower; its source / edit tokens compared position by position, then an MLP."""
+def compare_images(tokens: torch.Tensor) -> torch.Tensor:
+    """(pair, source/edit, token, width) -> (pair, 3 * width): edit mean, mean and max |edit - source|."""
+    difference = (tokens[:, 1] - tokens[:, 0]).abs()
+    return torch.cat([tokens[:, 1].mean(1), difference.mean(1), difference.amax(1)], -1)
 
-    def __init__(self, critic: CriticModel) -> None:
+
+class ImageComparisonProbe(nn.Module):
+    """Source / edit image tokens compared position by position, then an MLP.
+
+    `through_decoder=False` reads the vision tower's merged tokens (no language model);
+    `True` reads the decoder's final states at the same image-token positions.
+    """
+
+    def __init__(self, critic: CriticModel, through_decoder: bool) -> None:
         super().__init__()
-        self.visual = critic.backbone.model.visual
+        self.critic, self.through_decoder = critic, through_decoder
+        self.image_token_id = int(critic.backbone.config.image_token_id)
         width = critic.backbone.config.get_text_config().hidden_size
         self.head = nn.Sequential(
             nn.BatchNorm1d(3 * width), nn.Linear(3 * width, 128), nn.GELU(), nn.Linear(128, len(MOS_DIMS))
         )
 
     def forward(self, batch: dict) -> torch.Tensor:
-        merged = self.visual(batch["pixel_values"], grid_thw=batch["image_grid_thw"]).pooler_output
         pairs = batch["input_ids"].shape[0]
-        tokens = merged.view(pairs, 2, -1, merged.shape[-1])  # (pair, source/edit, token, width)
-        difference = (tokens[:, 1] - tokens[:, 0]).abs()
-        return self.head(torch.cat([tokens[:, 1].mean(1), difference.mean(1), difference.amax(1)], -1))
+        if self.through_decoder:
+            hidden = self.critic.final_hidden_states(batch)
+            tokens = hidden[batch["input_ids"] == self.image_token_id]  # row-major: source then edit per pair
+        else:
+            visual = self.critic.backbone.model.visual
+            tokens = visual(batch["pixel_values"], grid_thw=batch["image_grid_thw"]).pooler_output
+        return self.head(compare_images(tokens.view(pairs, 2, -1, tokens.shape[-1])))
 
 
 def fit_and_score(
@@ -141,13 +158,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
         train, test = splits["train"], splits["test"]
         print(f"{args.sources} sources: {len(train)} train pairs, {len(test)} test pairs", flush=True)
         results = {"ssim": {"test_srcc": test_srcc(ssim_scores(test), test), "seconds": 0.0}}
-        for name in ("vision-direct", "critic-prefill"):
+        for name in LEARNERS:
             torch.manual_seed(args.seed)
             head = HeadConfig(hidden_size=128, dropout=0.0, input_norm="batch")
             critic = CriticModel.build(PRESET, {"dtype": "float32", "seed": args.seed}, head=head)
             critic.attach_adapter(AdapterConfig(kind="full"))
             collate = EditCollator(critic.processor, task="critic", mode="score", max_length=1024, **PIXELS)
-            model = critic if name == "critic-prefill" else DirectVisionProbe(critic)
+            model = critic if name == "critic-prefill" else ImageComparisonProbe(critic, name == "decoder-image-tokens")
             results[name] = fit_and_score(name, model, model.head, collate, train, test, args.epochs, args.seed)
     report = {
         "benchmark": "vision_path",
