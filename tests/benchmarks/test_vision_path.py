@@ -5,6 +5,12 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+
+from ie_eval.data.readers import read_manifest
+from ie_eval.data.synth.benchmark import generate_benchmark
+from ie_eval.eval.scorers import FullReferenceScorer
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "vision_path.py"
 
 
@@ -26,3 +32,13 @@ def test_vision_path_writes_every_learner(tmp_path: Path) -> None:
         assert [h["epoch"] for h in row["history"]] == [0, 1]
         assert all(math.isfinite(h["train_huber"]) and h["train_huber"] > 0 for h in row["history"])
         assert all(-1.0 <= s <= 1.0 for s in row["test_srcc"])
+
+
+def test_ssim_row_matches_the_eval_suites_ssim_scorer(tmp_path: Path) -> None:
+    manifest = generate_benchmark(tmp_path, 3, seed=2, critiques_per_pair=1)
+    records = read_manifest(manifest.parent / "pairs.jsonl").records
+    expected = [row[0] for row in FullReferenceScorer("ssim").score(records).scores]
+    values = load_script().ssim_scores(records)
+    assert values.shape == (len(records), 3)
+    assert values[:, 0].tolist() == pytest.approx(expected, abs=1e-6)
+    assert len(set(expected)) > 1  # distinct edits, distinct SSIM: the comparison is not vacuous
