@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 # command -> "module:function"; the function takes the remaining argv and returns an exit code.
 TOOL_COMMANDS: dict[str, str] = {
     "data": "ie_eval.data.cli:main",
+    "pretrain": "ie_eval.commands.pretrain:main",
     "demo": "ie_eval.lit.demo:main",
     "score": "ie_eval.score:main",
     "critique": "ie_eval.critique:main",

@@ -81,6 +81,10 @@ def run_synth(args: argparse.Namespace) -> int:
     print(
         f"wrote {records} records ({pairs} pairs, {args.n_sources} sources) to {manifest} in {seconds:.2f}s"
     )
+    from ie_eval.data.records import ALL_DIMS
+    from ie_eval.data.synth.ceiling import ceiling_line, read_noise_ceiling
+
+    print(ceiling_line(read_noise_ceiling(manifest), ALL_DIMS))
     return 0
 
 

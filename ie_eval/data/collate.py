@@ -72,45 +72,35 @@ def fit_to_budget(
     return image.resize((width, height), Image.Resampling.BICUBIC)
 
 
-class EditCollator:
-    """Callable `list[EditRecord] -> dict` batch for the reward model or the critic.
+class ChatCollator:
+    """Chat prompts with images (+ optional supervised answers) -> one padded Qwen-VL batch.
 
-    task: "reward" (prompt = reward_messages with the record's critique) or "critic"
-        (prompt = critic_messages; in train mode the record's critique is the SFT target).
-    mode: "train" (right padding; critic gets `labels` with prompt and padding at -100),
-        "score" (prompt only, right padding) or "generate" (prompt only, left padding,
-        ending in the generation prompt).
-    max_pixels / min_pixels: per-image pixel budget of the smart resize (min defaults to the
-        image processor's, clamped to max_pixels).
-    max_length: longest allowed sequence; a prompt (with its image tokens) over it raises, a
-        critic target is cut to fit.
-    prompt_suffix: text appended after the generation prompt (e.g. a score-anchor token).
+    The shared encoding path of every collator: the processor expands the images, prompts are
+    checked against `max_length`, answers are tokenized apart and appended (`labels` hold them,
+    prompt and padding at -100), rows are padded right (train / score) or left (generate).
+    `EditCollator` builds its prompts from `EditRecord`s, the pretraining collator from
+    rendered world samples.
 
-    Batch keys: input_ids, attention_mask, pixel_values, image_grid_thw, mm_token_type_ids
-    (when the processor emits it), labels (critic + train), prompt_mask (B, T) bool,
-    num_image_tokens / num_text_tokens (B,), sample_ids, mos (B, 3) + mos_mask (B,),
-    critique_scores (B, 3) + critique_scores_mask (B,), has_critique (B,). Missing scores are NaN.
-    Generate mode also keeps prompt_texts (B rendered prompts) and prompt_images (B [source, edited]
-    PIL images, already resized to the budget), the inputs of an engine that runs its own processor.
+    mode: "train" | "score" | "generate"; max_pixels / min_pixels: per-image budget of the smart
+    resize (min defaults to the image processor's, clamped to max_pixels); max_length: longest
+    allowed sequence (a prompt over it raises, an answer is cut to fit); prompt_suffix: text
+    appended after the generation prompt (e.g. a score-anchor token).
     """
 
     def __init__(
         self,
         processor: Any,
-        task: str = "reward",
         mode: str = "train",
         max_pixels: int = 262_144,
         min_pixels: int | None = None,
         max_length: int = 4096,
         prompt_suffix: str = "",
     ) -> None:
-        if task not in TASKS:
-            raise ValueError(f"EditCollator: unknown task {task!r}; choose one of {TASKS}")
         if mode not in MODES:
-            raise ValueError(f"EditCollator: unknown mode {mode!r}; choose one of {MODES}")
+            raise ValueError(f"{type(self).__name__}: unknown mode {mode!r}; choose one of {MODES}")
         self.processor = processor
         self.tokenizer = processor.tokenizer
-        self.task, self.mode = task, mode
+        self.mode = mode
         self.max_length = int(max_length)
         self.prompt_suffix = prompt_suffix
         image_processor = processor.image_processor
@@ -124,55 +114,8 @@ class EditCollator:
             END_OF_TURN if END_OF_TURN in self.tokenizer.get_vocab() else self.tokenizer.eos_token
         )
 
-    @property
-    def supervises_text(self) -> bool:
-        return self.task == "critic" and self.mode == "train"
-
-    def __call__(self, records: Sequence[EditRecord]) -> dict[str, Any]:
-        if not records:
-            raise CollateError("EditCollator: empty list of records")
-        images = [self.load_pair(record) for record in records]
-        prompts = [self.render_prompt(record) for record in records]
-        encoded = self.processor(
-            text=prompts,
-            images=images,
-            padding=True,
-            padding_side="right",
-            return_tensors="pt",
-            size={"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
-        )
-        rows = self.prompt_rows(encoded, records)
-        answers = [
-            self.answer_ids(record, len(row["input_ids"])) for record, row in zip(records, rows, strict=True)
-        ]
-        batch = self.pad_rows(rows, answers)
-        batch["pixel_values"] = encoded["pixel_values"]
-        batch["image_grid_thw"] = encoded["image_grid_thw"]
-        batch |= self.token_counts(batch["input_ids"], batch["attention_mask"])
-        batch |= targets(records)
-        if self.mode == "generate":  # what an engine with its own processor (vLLM) is given instead of tensors
-            batch["prompt_texts"], batch["prompt_images"] = prompts, images
-        return batch
-
-    def load_pair(self, record: EditRecord) -> list[Image.Image]:
-        """[source, edited] as RGB, resized to the pixel budget."""
-        pair = [
-            load_rgb(record.source_image, record.sample_id, "source"),
-            load_rgb(record.edited_image, record.sample_id, "edited"),
-        ]
-        return [
-            fit_to_budget(img, self.factor, self.min_pixels, self.max_pixels, record.sample_id)
-            for img in pair
-        ]
-
-    def render_prompt(self, record: EditRecord) -> str:
+    def chat_prompt(self, messages: list[dict]) -> str:
         """Chat-templated prompt text ending in the assistant generation prompt (+ prompt_suffix)."""
-        if self.task == "reward":
-            if record.critique is None:
-                raise CollateError(f"{record.sample_id}: task 'reward' needs a critique, the record has none")
-            messages = reward_messages(record.instruction, record.critique)
-        else:
-            messages = critic_messages(record.instruction)
         template_kwargs = {}
         if "enable_thinking" in str(self.processor.chat_template):
             # Qwen3.5 answers directly (empty think block), the same in SFT, scoring and generation.
@@ -182,7 +125,34 @@ class EditCollator:
         )
         return text + self.prompt_suffix
 
-    def prompt_rows(self, encoded: Any, records: Sequence[EditRecord]) -> list[dict[str, torch.Tensor]]:
+    def encode(
+        self,
+        sample_ids: Sequence[str],
+        prompts: Sequence[str],
+        images: Sequence[Sequence[Image.Image]],
+        answers: Sequence[str | None],
+    ) -> dict[str, Any]:
+        """Model inputs, `labels` (train mode), prompt_mask and token counts for rendered prompts."""
+        encoded = self.processor(
+            text=list(prompts),
+            images=[list(pair) for pair in images],
+            padding=True,
+            padding_side="right",
+            return_tensors="pt",
+            size={"shortest_edge": self.min_pixels, "longest_edge": self.max_pixels},
+        )
+        rows = self.prompt_rows(encoded, sample_ids)
+        answer_ids = [
+            self.answer_ids(sample_id, answer, len(row["input_ids"]))
+            for sample_id, answer, row in zip(sample_ids, answers, rows, strict=True)
+        ]
+        batch = self.pad_rows(rows, answer_ids)
+        batch["pixel_values"] = encoded["pixel_values"]
+        batch["image_grid_thw"] = encoded["image_grid_thw"]
+        batch |= self.token_counts(batch["input_ids"], batch["attention_mask"])
+        return batch
+
+    def prompt_rows(self, encoded: Any, sample_ids: Sequence[str]) -> list[dict[str, torch.Tensor]]:
         """Unpadded per-sample token tensors (input_ids and any other (B, T) key) of the prompts."""
         input_ids, attention = encoded["input_ids"], encoded["attention_mask"].bool()
         token_keys = [
@@ -191,28 +161,26 @@ class EditCollator:
             if torch.is_tensor(v) and v.shape == input_ids.shape and k != "attention_mask"
         ]
         rows = []
-        for index, record in enumerate(records):
+        for index, sample_id in enumerate(sample_ids):
             keep = attention[index]
             length = int(keep.sum())
             if length > self.max_length:
                 images = int((input_ids[index][keep] == self.image_token_id).sum())
                 raise CollateError(
-                    f"{record.sample_id}: prompt is {length} tokens ({images} image tokens) > max_length "
+                    f"{sample_id}: prompt is {length} tokens ({images} image tokens) > max_length "
                     f"{self.max_length}; lower max_pixels (now {self.max_pixels}) or raise max_length"
                 )
             rows.append({key: encoded[key][index][keep] for key in token_keys})
         return rows
 
-    def answer_ids(self, record: EditRecord, prompt_length: int) -> torch.Tensor:
-        """Target ids (critique + end-of-turn) for critic training, cut to fit max_length; else empty."""
-        if not self.supervises_text or record.critique is None:
+    def answer_ids(self, sample_id: str, answer: str | None, prompt_length: int) -> torch.Tensor:
+        """Target ids (answer + end-of-turn) in train mode, cut to fit max_length; else empty."""
+        if self.mode != "train" or answer is None:
             return torch.zeros(0, dtype=torch.long)
-        ids = self.tokenizer(record.critique + self.end_of_turn, add_special_tokens=False)["input_ids"]
+        ids = self.tokenizer(answer + self.end_of_turn, add_special_tokens=False)["input_ids"]
         room = self.max_length - prompt_length
         if room <= 0:
-            raise CollateError(
-                f"{record.sample_id}: prompt of {prompt_length} tokens leaves no room for the target"
-            )
+            raise CollateError(f"{sample_id}: prompt of {prompt_length} tokens leaves no room for the target")
         return torch.tensor(ids[:room], dtype=torch.long)
 
     def pad_rows(
@@ -238,7 +206,7 @@ class EditCollator:
             out["attention_mask"][index, start : start + length] = 1
             out["prompt_mask"][index, prompt_span] = True
             labels[index, answer_span] = answer
-        if self.supervises_text:
+        if any(len(answer) for answer in answers):
             out["labels"] = labels
         return out
 
@@ -247,6 +215,69 @@ class EditCollator:
         real = attention_mask.bool()
         images = ((input_ids == self.image_token_id) & real).sum(1)
         return {"num_image_tokens": images, "num_text_tokens": real.sum(1) - images}
+
+
+class EditCollator(ChatCollator):
+    """Callable `list[EditRecord] -> dict` batch for the reward model or the critic.
+
+    task: "reward" (prompt = reward_messages with the record's critique) or "critic"
+        (prompt = critic_messages; in train mode the record's critique is the SFT target).
+    mode: "train" (right padding; critic gets `labels` with prompt and padding at -100),
+        "score" (prompt only, right padding) or "generate" (prompt only, left padding,
+        ending in the generation prompt). Budget and suffix: see `ChatCollator`.
+
+    Batch keys: input_ids, attention_mask, pixel_values, image_grid_thw, mm_token_type_ids
+    (when the processor emits it), labels (critic + train), prompt_mask (B, T) bool,
+    num_image_tokens / num_text_tokens (B,), sample_ids, mos (B, 3) + mos_mask (B,),
+    critique_scores (B, 3) + critique_scores_mask (B,), has_critique (B,). Missing scores are NaN.
+    Generate mode also keeps prompt_texts (B rendered prompts) and prompt_images (B [source, edited]
+    PIL images, already resized to the budget), the inputs of an engine that runs its own processor.
+    """
+
+    def __init__(self, processor: Any, task: str = "reward", mode: str = "train", **budget: Any) -> None:
+        if task not in TASKS:
+            raise ValueError(f"EditCollator: unknown task {task!r}; choose one of {TASKS}")
+        super().__init__(processor, mode=mode, **budget)
+        self.task = task
+
+    @property
+    def supervises_text(self) -> bool:
+        return self.task == "critic" and self.mode == "train"
+
+    def __call__(self, records: Sequence[EditRecord]) -> dict[str, Any]:
+        if not records:
+            raise CollateError("EditCollator: empty list of records")
+        images = [self.load_pair(record) for record in records]
+        prompts = [self.render_prompt(record) for record in records]
+        answers = [record.critique if self.supervises_text else None for record in records]
+        batch = self.encode([record.sample_id for record in records], prompts, images, answers)
+        if self.supervises_text and "labels" not in batch:
+            batch["labels"] = torch.full_like(batch["input_ids"], IGNORE_INDEX)
+        batch |= targets(records)
+        if self.mode == "generate":  # what an engine with its own processor (vLLM) is given instead of tensors
+            batch["prompt_texts"], batch["prompt_images"] = prompts, images
+        return batch
+
+    def load_pair(self, record: EditRecord) -> list[Image.Image]:
+        """[source, edited] as RGB, resized to the pixel budget."""
+        pair = [
+            load_rgb(record.source_image, record.sample_id, "source"),
+            load_rgb(record.edited_image, record.sample_id, "edited"),
+        ]
+        return [
+            fit_to_budget(img, self.factor, self.min_pixels, self.max_pixels, record.sample_id)
+            for img in pair
+        ]
+
+    def render_prompt(self, record: EditRecord) -> str:
+        """Chat-templated prompt text ending in the assistant generation prompt (+ prompt_suffix)."""
+        if self.task == "reward":
+            if record.critique is None:
+                raise CollateError(f"{record.sample_id}: task 'reward' needs a critique, the record has none")
+            messages = reward_messages(record.instruction, record.critique)
+        else:
+            messages = critic_messages(record.instruction)
+        return self.chat_prompt(messages)
 
 
 def targets(records: Sequence[EditRecord]) -> dict[str, Any]:

@@ -119,3 +119,39 @@ def judge_messages(instruction: str, dims: Sequence[str], critique: str | None =
         f"JSON object and nothing after it:\n{{{example}}}"
     )
     return [{"role": "user", "content": _image_pair_content(task)}]
+
+
+# --- vision-language pretraining on the synthetic world (ie_eval.data.pretrain) ----------------
+def describe_messages() -> list[dict]:
+    """One image -> its objects, background and look."""
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Image:"},
+                {"type": "image"},
+                {"type": "text", "text": "\nDescribe the image: objects, background and look."},
+            ],
+        }
+    ]
+
+
+def change_messages(instruction: str) -> list[dict]:
+    """Source + edited image + instruction -> what the edit did (target, others, quality)."""
+    task = f"Edit instruction: {_clean(instruction)}\nDescribe what the edit changed: target, others and quality."
+    return [{"role": "user", "content": _image_pair_content(task)}]
+
+
+def verify_messages(claims: Sequence[str], instruction: str | None) -> list[dict]:
+    """Claims about an edit (with `instruction`: two images) or about one image -> true / false each."""
+    if not claims:
+        raise ValueError("verify_messages: no claims")
+    if len(claims) == 1:
+        question = f"Claim: {claims[0]}.\nIs the claim true? Answer true or false."
+    else:
+        listed = "\n".join(f"{i + 1}. {claim}." for i, claim in enumerate(claims))
+        question = f"Claims:\n{listed}\nAnswer true or false for each claim."
+    if instruction is None:
+        content = [{"type": "text", "text": "Image:"}, {"type": "image"}, {"type": "text", "text": f"\n{question}"}]
+        return [{"role": "user", "content": content}]
+    return [{"role": "user", "content": _image_pair_content(f"Edit instruction: {_clean(instruction)}\n{question}")}]

@@ -26,7 +26,12 @@ from ie_eval.models.tiny_presets import (
     tiny_processor,
 )
 
-__all__ = ["Backbone", "BackboneLoadError", "FAMILIES", "load_backbone", "list_presets", "resolve_dtype"]
+__all__ = [
+    "Backbone", "BackboneLoadError", "FAMILIES", "load_backbone", "list_presets", "pretrained_presets", "resolve_dtype",
+]
+
+# Pretrained tiny presets ship as Hugging Face checkpoint directories inside the package.
+PRETRAINED_PRESETS_DIR = Path(__file__).parent / "presets"
 
 # transformers model_type -> our family name.
 FAMILIES: dict[str, str] = {"qwen2_5_vl": "qwen2.5-vl", "qwen3_vl": "qwen3-vl", "qwen3_5": "qwen3.5"}
@@ -130,20 +135,36 @@ def load_backbone(
     seed: int = 0,
     **overrides: object,
 ) -> Backbone:
-    """Load a tiny preset (`list_presets()`), a hub id or a local directory as a `Backbone`.
+    """Load a tiny preset (`list_presets()`), a pretrained tiny preset (`pretrained_presets()`),
+    a hub id or a local directory as a `Backbone`.
 
     `overrides` change tiny-preset fields (e.g. `hidden_size=128`) or, for real checkpoints,
     are passed to `from_pretrained` (e.g. `revision=`, `device_map=`). `seed` only affects
-    tiny presets (random init). Hub ids fail fast when offline and not cached.
+    tiny presets (random init). Hub ids fail fast when offline and not cached. A pretrained
+    preset loads through the same path as any local checkpoint directory.
     """
     torch_dtype = resolve_dtype(dtype)
     if name_or_path in list_presets():
         backbone = _load_tiny(name_or_path, torch_dtype, attn_implementation, seed, overrides)
     else:
-        backbone = _load_pretrained(name_or_path, torch_dtype, attn_implementation, overrides)
+        source = str(pretrained_preset_path(name_or_path) or name_or_path)
+        backbone = _load_pretrained(source, torch_dtype, attn_implementation, overrides)
+        backbone.name = name_or_path
     if gradient_checkpointing:
         enable_gradient_checkpointing(backbone.model)
     return backbone
+
+
+def pretrained_presets() -> list[str]:
+    """Names of the pretrained tiny presets shipped in the package (e.g. "tiny-qwen3.5-synth")."""
+    if not PRETRAINED_PRESETS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_PRESETS_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def pretrained_preset_path(name: str) -> Path | None:
+    """Directory of a pretrained preset, or None when `name` is not one."""
+    return PRETRAINED_PRESETS_DIR / name if name in pretrained_presets() else None
 
 
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -201,6 +222,9 @@ def _load_pretrained(
             model_kwargs["attn_implementation"] = attn_implementation
         model = AutoModelForImageTextToText.from_pretrained(source, **model_kwargs)
         processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)
+        # from_pretrained returns eval mode; a preset built from config is in train mode. Loaders give
+        # the same mode either way, so dropout (LoRA dropout included) trains; inference calls .eval().
+        model.train()
     except BackboneLoadError:
         raise
     except (OSError, ValueError, ImportError) as err:
@@ -280,5 +304,6 @@ def _how_to(name_or_path: str) -> str:
     repo = name_or_path if _HUB_ID.match(name_or_path) else "Qwen/Qwen3.5-4B"
     return (
         f"Download it on a machine with network: `hf download {repo} --local-dir DIR`, copy DIR here and "
-        f"pass `model: DIR` (a local directory); or use a tiny offline preset: {', '.join(list_presets())}."
+        f"pass `model: DIR` (a local directory); or use a tiny offline preset: "
+        f"{', '.join(list_presets() + pretrained_presets())}."
     )

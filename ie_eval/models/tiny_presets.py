@@ -55,6 +55,10 @@ class TinyPreset:
     linear_key_head_dim: int = 16
     linear_value_head_dim: int = 16
     partial_rotary_factor: float = 1.0
+    rope_theta: float | None = None  # None: the family's real value
+    # Offline tokenizer corpus (`tokenizer_offline.CORPORA`): "builtin", or "synth-world" for a
+    # backbone pretrained on the synthetic world.
+    tokenizer: str = "builtin"
 
 
 _PRESETS: dict[str, TinyPreset] = {
@@ -140,7 +144,7 @@ def _qwen2_5_vl_config(preset: TinyPreset, ids: dict[str, int]) -> PretrainedCon
         "eos_token_id": ids["eos_token_id"],
         "rope_parameters": {
             "rope_type": "default",
-            "rope_theta": 1_000_000.0,
+            "rope_theta": preset.rope_theta or 1_000_000.0,
             "mrope_section": list(preset.mrope_section),
         },
     }
@@ -183,7 +187,7 @@ def _qwen3_vl_config(preset: TinyPreset, ids: dict[str, int]) -> PretrainedConfi
         "head_dim": preset.head_dim,
         "rope_parameters": {
             "rope_type": "default",
-            "rope_theta": 5_000_000.0,
+            "rope_theta": preset.rope_theta or 5_000_000.0,
             "mrope_section": list(preset.mrope_section),
             "mrope_interleaved": True,
         },
@@ -214,7 +218,7 @@ def _qwen3_5_config(preset: TinyPreset, ids: dict[str, int]) -> PretrainedConfig
         "eos_token_id": ids["eos_token_id"],
         "rope_parameters": {
             "rope_type": "default",
-            "rope_theta": 10_000_000.0,
+            "rope_theta": preset.rope_theta or 10_000_000.0,
             "partial_rotary_factor": preset.partial_rotary_factor,
             "mrope_section": list(preset.mrope_section),
             "mrope_interleaved": True,
@@ -233,7 +237,7 @@ def tiny_processor(preset: TinyPreset) -> ProcessorMixin:
         Qwen3VLVideoProcessor,
     )
 
-    tokenizer = build_offline_tokenizer(preset.family)
+    tokenizer = build_offline_tokenizer(preset.family, preset.tokenizer)
     vision_kwargs = {
         "patch_size": preset.patch_size,
         "merge_size": preset.spatial_merge_size,

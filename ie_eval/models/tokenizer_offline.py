@@ -15,8 +15,11 @@ import json
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerBase
 
-# Target size of the trained BPE vocabulary (bytes + merges), before special tokens.
+# Target size of the trained BPE vocabulary (bytes + merges), before special tokens, per corpus.
 BPE_VOCAB_SIZE = 1024
+# "builtin": the generic sentences below. "synth-world": the synthetic world's own text
+# (`ie_eval.data.pretrain.corpus`), for backbones pretrained on it: its words become single tokens.
+CORPORA: dict[str, int] = {"builtin": BPE_VOCAB_SIZE, "synth-world": 2048}
 
 # Qwen2 (also Qwen2.5-VL, Qwen3-VL) and Qwen3.5 pre-tokenizer regexes; Qwen3.5 keeps marks with letters.
 _QWEN2_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
@@ -146,13 +149,25 @@ _CORPUS: tuple[str, ...] = (
 )
 
 
-@functools.cache
-def trained_bpe(family: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """Vocab (JSON string) and merges of a byte-level BPE trained on the built-in corpus.
+def corpus_texts(corpus: str) -> tuple[str, ...]:
+    """Training text of a named corpus (see CORPORA)."""
+    if corpus == "builtin":
+        return _CORPUS * 4
+    if corpus == "synth-world":
+        from ie_eval.data.pretrain.corpus import world_corpus
 
-    Cached per family because tests build presets many times; the returned values are immutable.
+        return world_corpus()
+    raise ValueError(f"unknown tokenizer corpus {corpus!r}; choose one of {sorted(CORPORA)}")
+
+
+@functools.cache
+def trained_bpe(family: str, corpus: str = "builtin") -> tuple[str, tuple[tuple[str, str], ...]]:
+    """Vocab (JSON string) and merges of a byte-level BPE trained on a named corpus.
+
+    Cached per (family, corpus) because tests build presets many times; the values are immutable.
     """
     regex, _, _, _ = family_tokenizer_spec(family)
+    texts = corpus_texts(corpus)
     tokenizer = Tokenizer(models.BPE())
     tokenizer.normalizer = normalizers.NFC()
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
@@ -163,12 +178,12 @@ def trained_bpe(family: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=BPE_VOCAB_SIZE,
+        vocab_size=CORPORA[corpus],
         min_frequency=1,
         show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
-    tokenizer.train_from_iterator(list(_CORPUS) * 4, trainer=trainer)
+    tokenizer.train_from_iterator(list(texts), trainer=trainer)
     model = json.loads(tokenizer.to_str())["model"]
     merges = tuple(tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"])
     return json.dumps(model["vocab"]), merges
@@ -186,7 +201,7 @@ def chat_template_for(family: str) -> str:
     return family_tokenizer_spec(family)[2]
 
 
-def build_offline_tokenizer(family: str) -> PreTrainedTokenizerBase:
+def build_offline_tokenizer(family: str, corpus: str = "builtin") -> PreTrainedTokenizerBase:
     """A fresh tokenizer of the family's class, with its special tokens and chat template, built offline.
 
     Special tokens follow the BPE vocabulary in the real order, so e.g. `<|image_pad|>` is
@@ -196,7 +211,7 @@ def build_offline_tokenizer(family: str) -> PreTrainedTokenizerBase:
     import transformers
 
     _, added_tokens, template, class_name = family_tokenizer_spec(family)
-    vocab_json, merges = trained_bpe(family)
+    vocab_json, merges = trained_bpe(family, corpus)
     tokenizer_cls = getattr(transformers, class_name)
     tokenizer = tokenizer_cls(
         vocab=json.loads(vocab_json),

@@ -18,6 +18,7 @@ from ie_eval.data.normalize import normalize_records
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
 from ie_eval.data.synth import writer
 from ie_eval.data.synth.annotators import AnnotatorPanel, make_panel, rate, ratings_by_dim
+from ie_eval.data.synth.ceiling import benchmark_ceiling
 from ie_eval.data.synth.critiques import accuracy_truth, write_group_critiques
 from ie_eval.data.synth.drafts import CritiqueDraft, PairDraft
 from ie_eval.data.synth.editor import EditOutcome, apply_edit
@@ -263,4 +264,8 @@ def generate_benchmark(out_dir: str | Path, n_sources: int, seed: int = 0, **opt
     panel = make_panel(config.annotators, stream_rng(config.seed, PANEL_STREAM))
     pairs = build_all_sources(config, panel, images_dir)
     mos, critique_scores = normalized_targets(pairs)
-    return writer.write_benchmark(out, pairs, mos, critique_scores, config.output_args(), SYNTH_VERSION)
+    ceiling = benchmark_ceiling(
+        [p.truth_mos for p in pairs], mos,
+        [c.truth for p in pairs for c in p.critiques], [s for per_pair in critique_scores for s in per_pair],
+    )
+    return writer.write_benchmark(out, pairs, mos, critique_scores, config.output_args(), SYNTH_VERSION, ceiling)
