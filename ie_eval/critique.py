@@ -6,7 +6,9 @@
 One output row per (source, edited) pair, in manifest order. Batches are left-padded prompts:
 the head scores come from their prefill (score-only mode), the text from greedy decoding. When
 the manifest has MOS (and critiques), a metrics JSON is written next to the output: head and
-parsed-text PLCC / SRCC / KRCC, format stability, ROUGE-1 against the best reference critique.
+parsed-text PLCC / SRCC / KRCC, format stability, ROUGE-1 against the best reference critique, and
+on the synthetic benchmark critique factuality (share of claims true of the edited image).
+`--blank-images` runs the same with both images mid-gray (the no-vision control).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from ie_eval.data.collate import EditCollator
-from ie_eval.data.phased import TARGET_FORMATS, sft_targets
+from ie_eval.data.datamodule import blank_images
+from ie_eval.data.phased import TARGET_FORMATS, record_facts, sft_targets
 from ie_eval.data.readers import read_manifests
 from ie_eval.data.records import EditRecord
 from ie_eval.data.splits import DEFAULT_SALT, split_records
@@ -47,7 +51,9 @@ def critique_batches(
         if metrics is not None:
             mos, mos_mask = batch["mos"].cpu(), batch["mos_mask"].cpu()
             metrics.update_scores(scores, mos, mos_mask)
-            metrics.update_texts(result.parsed, mos, mos_mask, result.texts, [r.critique for r in chunk])
+            metrics.update_texts(
+                result.parsed, mos, mos_mask, result.texts, [r.critique for r in chunk], [record_facts(r) for r in chunk]
+            )
         for record, text, parsed, row_scores in zip(chunk, result.texts, result.parsed, scores, strict=True):
             yield {
                 "pair_id": record.pair_id,
@@ -90,6 +96,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--min-pixels", type=int, default=None)
     parser.add_argument("--max-length", type=int, default=4096)
     parser.add_argument("--limit", type=int, default=None, help="first N pairs only")
+    parser.add_argument(
+        "--blank-images", action="store_true", help="replace both images with mid-gray (the no-vision control)"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return parser.parse_args(list(argv))
 
@@ -101,13 +110,17 @@ def main(argv: Sequence[str]) -> int:
     records = select_records(args.manifest, args.split, args.split_ratios, args.split_salt)
     records = sft_targets(records, "best", args.reference_format)  # one row per pair, best critique as reference
     records = records[: args.limit] if args.limit else records
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.blank_images:
+        blank = out.with_suffix(".blank.png")
+        Image.new("RGB", (64, 64), (128, 128, 128)).save(blank)
+        records = blank_images(records, blank)
     collator = EditCollator(
         model.processor, task="critic", mode="generate", max_pixels=args.max_pixels, min_pixels=args.min_pixels,
         max_length=args.max_length, prompt_suffix=model.prompt_suffix,
     )
     metrics = CritiqueMetrics(model.dims)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with out.open("w", encoding="utf-8") as handle:
         for row in critique_batches(model, records, collator, args.batch_size, args.max_new_tokens, metrics):

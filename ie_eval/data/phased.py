@@ -139,6 +139,12 @@ def score_only(records: Sequence[EditRecord]) -> list[EditRecord]:
     return list(pairs.values())
 
 
+def record_facts(record: EditRecord) -> Mapping[str, Any] | None:
+    """The edited image's synthetic facts (`meta["facts"]`), None for data without them."""
+    facts = record.meta.get("facts") if isinstance(record.meta, Mapping) else None
+    return facts if isinstance(facts, Mapping) else None
+
+
 @dataclass
 class CriticEvalCollator:
     """Teacher-forced batch (CE, head scores) + `generation` (the same prompts, left-padded) + `references`."""
@@ -150,6 +156,7 @@ class CriticEvalCollator:
         batch = self.teacher(records)
         batch["generation"] = self.generation(records)
         batch["references"] = [record.critique for record in records]
+        batch["facts"] = [record_facts(record) for record in records]
         return batch
 
 

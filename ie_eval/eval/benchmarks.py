@@ -128,3 +128,14 @@ def limit_benchmark(bench: Benchmark, limit: int | None) -> Benchmark:
     if not limit:
         return bench
     return replace(bench, groups=bench.groups[:limit], limit=limit)
+
+
+def blank_benchmark(bench: Benchmark, blank_path: Path) -> Benchmark:
+    """The same benchmark with every image replaced by one mid-gray PNG (the no-vision control)."""
+    from PIL import Image
+
+    from ie_eval.data.datamodule import blank_images
+
+    Image.new("RGB", (64, 64), (128, 128, 128)).save(blank_path)
+    groups = [replace(g, records=tuple(blank_images(g.records, blank_path))) for g in bench.groups]
+    return replace(bench, records=blank_images(bench.records, blank_path), groups=groups)

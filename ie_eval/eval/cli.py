@@ -47,6 +47,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--pred-ties", choices=PRED_TIES, default=None)
     parser.add_argument("--tie-tolerance", default=None, help=f"a number >= 0 or '{CALIBRATE}'")
     parser.add_argument("--no-strict", action="store_true", help="skip bad benchmark rows (counted)")
+    parser.add_argument("--blank-images", action="store_true",
+                        help="replace every image with mid-gray (the no-vision control)")
     return parser.parse_args(list(argv))
 
 
@@ -106,7 +108,7 @@ def main(argv: Sequence[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import torch
 
-    from ie_eval.eval.benchmarks import limit_benchmark, load_benchmark
+    from ie_eval.eval.benchmarks import blank_benchmark, limit_benchmark, load_benchmark
     from ie_eval.eval.evaluate import evaluate
     from ie_eval.eval.scorers import ScorerOptions, build_scorer
     from ie_eval.eval.tables import results_markdown
@@ -117,10 +119,12 @@ def main(argv: Sequence[str]) -> int:
     bench = load_benchmark(args.bench, split=args.split, strict=not args.no_strict)
     scorer = build_scorer(args.scorer, options)
     bench = limit_benchmark(bench, args.limit)
-    results, predictions = evaluate(scorer, bench, tie_policy(args, bench.tie_policy), args.bootstrap, args.seed)
-    results["bench"] |= {"split": args.split, "limit": args.limit}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.blank_images:
+        bench = blank_benchmark(bench, out / "blank.png")
+    results, predictions = evaluate(scorer, bench, tie_policy(args, bench.tie_policy), args.bootstrap, args.seed)
+    results["bench"] |= {"split": args.split, "limit": args.limit, "blank_images": args.blank_images}
     write_predictions(predictions, scorer.dims, out / "predictions.jsonl")
     results["plots"] = write_plots(results, out)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")

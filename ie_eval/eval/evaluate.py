@@ -3,7 +3,9 @@
 Pointwise: items whose prediction is None (unparsed generation) are excluded from the
 correlations and counted (`parse_failures`, `parse_failure_rate` = failures / items).
 Preference: a candidate's scalar is the mean of the scorer's dims (the paper's overall score
-for ImagenHub); a group with an unscored candidate is excluded and counted.
+for ImagenHub); a group with an unscored candidate is excluded and counted. On the synthetic
+benchmark, results also hold the noise ceiling of the scored items (SRCC of construction truth vs
+target, what a perfect scorer reaches) and, for generated critiques, their factuality.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ie_eval.data.phased import record_facts
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
+from ie_eval.data.synth.ceiling import ceiling_of_records
 from ie_eval.eval.benchmarks import Benchmark
 from ie_eval.eval.scorers import Scorer
 from ie_eval.metrics.bootstrap import bootstrap_correlations, srcc_rows
+from ie_eval.metrics.factuality import Factuality
 from ie_eval.metrics.preference import TiePolicy, preference_accuracy
 
 # Fewest items of a task type for its SRCC to be reported.
@@ -126,7 +131,23 @@ def evaluate(scorer: Scorer, bench: Benchmark, policy: TiePolicy | None = None, 
         failed = sum(p.pred is None for p in by_id.values())
         results["generation"] = {"n_generated": len(generated), "parse_failures": failed,
                                  "parse_failure_rate": failed / len(by_id) if by_id else None}
+        results["generation"] |= factuality_results(generated)
+    if pointwise:
+        target = "mos" if set(scorer.dims) <= set(MOS_DIMS) else "critique_scores"
+        ceiling = ceiling_of_records([p.record for p in pointwise], target)
+        results["noise_ceiling"] = {d: _json(ceiling[d]) for d in scorer.dims if d in ceiling} or None
     return results, list(by_id.values())
+
+
+def factuality_results(generated: Sequence[Prediction]) -> dict:
+    """Factuality of generated critiques against the records' synthetic facts ({} without facts)."""
+    rows = [(p.text, record_facts(p.record)) for p in generated]
+    rows = [(text, facts) for text, facts in rows if facts]
+    if not rows:
+        return {}
+    metric = Factuality()
+    metric.update([t for t, _ in rows], [f for _, f in rows])
+    return {f"{k}": _json(float(v)) for k, v in metric.compute().items()} | {"factuality_n": len(rows)}
 
 
 def _json(value: float) -> float | None:

@@ -22,12 +22,19 @@ def _header(cells: Sequence[str]) -> list[str]:
 
 
 def pointwise_table(results: Mapping) -> str:
-    """Rows dim + mean, columns SRCC / KRCC / PLCC each with its bootstrap 95% interval."""
+    """Rows dim + mean, columns SRCC / KRCC / PLCC each with its bootstrap 95% interval, and the
+    noise ceiling's SRCC per dim where the benchmark knows its truth."""
     metrics = results["pointwise"]["metrics"]
-    lines = _header(["dimension", *[f"{c.upper()} [95% CI]" for c in ("srcc", "krcc", "plcc")]])
+    ceiling = results.get("noise_ceiling") or {}
+    columns = [f"{c.upper()} [95% CI]" for c in ("srcc", "krcc", "plcc")]
+    lines = _header(["dimension", *columns, *(["noise ceiling SRCC"] if ceiling else [])])
     for key, by_corr in metrics.items():
         cells = [f"{fmt(by_corr[c]['value'])} [{fmt(by_corr[c]['low'])}, {fmt(by_corr[c]['high'])}]"
                  for c in ("srcc", "krcc", "plcc")]
+        if ceiling:
+            values = [v for v in ceiling.values() if v is not None]
+            level = ceiling.get(key) if key != "mean" else (sum(values) / len(values) if values else None)
+            cells.append(fmt(level))
         lines.append(_row([f"**{key}**" if key == "mean" else key, *cells]))
     return "\n".join(lines)
 
@@ -74,6 +81,11 @@ def results_markdown(results: Mapping) -> str:
                 lines += ["### SRCC per task type", "", task_table(pointwise["per_task_srcc"], scorer["dims"]), ""]
         else:
             lines += [pointwise.get("note", "no correlations"), ""]
+    generation = results.get("generation") or {}
+    if generation.get("factuality") is not None:
+        lines += ["", f"critique factuality: {pct(generation['factuality'])} % of checkable claims true of the edited "
+                  f"image ({generation['factuality_n']} critiques; unverifiable claims "
+                  f"{pct(generation.get('unverifiable_claims'))} %)", ""]
     preference = results.get("preference")
     if preference:
         lines += ["", "## Pairwise / K-way", "",

@@ -152,7 +152,9 @@ class SFTModule(CollatorInputsMixin, L.LightningModule):
         metrics.update_scores(outputs.scores, batch["mos"], batch["mos_mask"])
         if self._should_generate(stage, batch_idx):
             result = self.model.critique(batch["generation"], self.generation_config.max_new_tokens)
-            metrics.update_texts(result.parsed, batch["mos"], batch["mos_mask"], result.texts, batch["references"])
+            metrics.update_texts(
+                result.parsed, batch["mos"], batch["mos_mask"], result.texts, batch["references"], batch.get("facts")
+            )
 
     def _log_metrics(self, stage: str, metrics: CritiqueMetrics) -> None:
         for name, value in metrics.compute().items():

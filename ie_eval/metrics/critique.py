@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -12,6 +12,7 @@ from torchmetrics.text import ROUGEScore
 from ie_eval.data.critique_format import ParsedCritique
 from ie_eval.data.records import MOS_DIMS
 from ie_eval.metrics.correlation import ScoreCorrelations
+from ie_eval.metrics.factuality import Factuality
 
 
 class FormatRate(Metric):
@@ -38,7 +39,8 @@ class CritiqueMetrics(nn.Module):
     Keys of `compute()`: `{dim}_{plcc,srcc,krcc}` and `mean_*` for the regression head;
     `text_{dim}_*` and `text_mean_*` for the scores parsed from generated text (parsed rows
     only); `format_rate` (parsed / generated); `rouge1` (ROUGE-1 F vs the reference critiques);
-    `generated` (count). Text keys appear once some text was generated.
+    `generated` (count); `factuality` and `unverifiable_claims` where rows carry synthetic facts
+    (`metrics.factuality`). Text keys appear once some text was generated.
     """
 
     def __init__(self, dims: Sequence[str] = MOS_DIMS) -> None:
@@ -48,6 +50,7 @@ class CritiqueMetrics(nn.Module):
         self.format = FormatRate()
         # rouge1 needs no nltk (only rougeLsum splits sentences with it).
         self.rouge = ROUGEScore(rouge_keys="rouge1")
+        self.factuality = Factuality()
 
     def update_scores(self, scores: torch.Tensor, mos: torch.Tensor, mos_mask: torch.Tensor) -> None:
         """Regression-head scores (B, D) vs MOS, rows with MOS only."""
@@ -62,8 +65,10 @@ class CritiqueMetrics(nn.Module):
         mos_mask: torch.Tensor,
         texts: Sequence[str] | None = None,
         references: Sequence[str | None] | None = None,
+        facts: Sequence[Mapping[str, object] | None] | None = None,
     ) -> None:
-        """Generated critiques: format rate, parsed-score correlations, ROUGE-1 where a reference exists."""
+        """Generated critiques: format rate, parsed-score correlations, ROUGE-1 where a reference exists,
+        factuality where the edited image's facts are known."""
         self.format.update([p.parsed for p in parsed])
         rows = [i for i, p in enumerate(parsed) if p.parsed and bool(mos_mask[i])]
         if rows:
@@ -73,6 +78,8 @@ class CritiqueMetrics(nn.Module):
             pairs = [(t, r) for t, r in zip(texts, references, strict=True) if r]
             if pairs:
                 self.rouge.update([t for t, _ in pairs], [r for _, r in pairs])
+        if texts is not None and facts is not None and any(facts):
+            self.factuality.update(texts, facts)
 
     def compute(self) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -85,8 +92,10 @@ class CritiqueMetrics(nn.Module):
                 out |= {f"text_{k}": v for k, v in self.text.compute().items()}
         if self.rouge.update_count:
             out["rouge1"] = self.rouge.compute()["rouge1_fmeasure"]
+        if self.factuality.update_count:
+            out |= self.factuality.compute()
         return out
 
     def reset(self) -> None:
-        for metric in (self.head, self.text, self.format, self.rouge):
+        for metric in (self.head, self.text, self.format, self.rouge, self.factuality):
             metric.reset()

@@ -11,14 +11,20 @@ critique's observations. Against the edited image's synthetic facts (`target`, `
 - unverifiable: it matches no known fact template.
 
 factuality = true / (true + false); the share of unverifiable claims is reported beside it.
-Templates come from the fact texts of the benchmark itself plus the world's fixed facts.
+Templates come from the world's editor itself (`world_fact_templates`: the facts of a few
+thousand seeded edits of every task and failure mode), so they do not depend on the benchmark
+being scored.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import torch
+from torchmetrics import Metric
 
 from ie_eval.data.critique_format import parse_observations
 from ie_eval.data.prompts import FINAL_ASSESSMENT
@@ -71,6 +77,20 @@ def world_fact_texts() -> list[str]:
 def known_templates(fact_texts: Iterable[str]) -> frozenset[str]:
     """Templates of the given fact texts plus the world's fixed facts."""
     return frozenset(claim_template(t) for t in [*fact_texts, *world_fact_texts()])
+
+
+@functools.cache
+def world_fact_templates(edits: int = 3000) -> frozenset[str]:
+    """Templates of every fact the synthetic editor states, from `edits` seeded edits (cached)."""
+    from ie_eval.data.pretrain.tasks import TRAIN_STREAM, TaskMix, make_sample
+
+    mix = TaskMix(image_size=32)
+    texts = [
+        fact.text
+        for index in range(edits)
+        for fact in make_sample(1, TRAIN_STREAM + 1000, index, mix, task="change").truth["facts"].values()
+    ]
+    return known_templates(texts)
 
 
 def critique_claims(text: str) -> list[str]:
@@ -136,3 +156,33 @@ def check_claims(claims: Sequence[str], facts: Mapping[str, object], templates: 
 
 def critique_factuality(text: str, facts: Mapping[str, object], templates: frozenset[str]) -> FactualityCounts:
     return check_claims(critique_claims(text), facts, templates)
+
+
+class Factuality(Metric):
+    """Claim counts over generated critiques: `compute()` -> factuality and the unverifiable share."""
+
+    full_state_update = False
+
+    def __init__(self, templates: frozenset[str] | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.templates = templates
+        for name in ("true", "false", "unverifiable"):
+            self.add_state(name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, texts: Sequence[str], facts: Sequence[Mapping[str, object] | None]) -> None:
+        """Critiques and their edited images' facts; rows without facts are skipped."""
+        templates = self.templates if self.templates is not None else world_fact_templates()
+        for text, row_facts in zip(texts, facts, strict=True):
+            if row_facts:
+                counts = critique_factuality(text, row_facts, templates)
+                self.true += counts.true
+                self.false += counts.false
+                self.unverifiable += counts.unverifiable
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        checked, total = self.true + self.false, self.true + self.false + self.unverifiable
+        nan = torch.tensor(float("nan"), dtype=torch.float64)
+        return {
+            "factuality": self.true / checked if checked > 0 else nan,
+            "unverifiable_claims": self.unverifiable / total if total > 0 else nan,
+        }

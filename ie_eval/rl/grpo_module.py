@@ -23,14 +23,18 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
+from PIL import Image
 
 from ie_eval.data.collate import EditCollator
+from ie_eval.data.datamodule import blank_images
+from ie_eval.data.phased import record_facts
 from ie_eval.data.records import MOS_DIMS, EditRecord
 from ie_eval.lit.common import as_config, plain
 from ie_eval.lit.optim import OptimConfig, build_optimizer
 from ie_eval.losses.grpo import AGGREGATIONS, group_advantages, grpo_loss
 from ie_eval.losses.regression import huber_loss
 from ie_eval.metrics.correlation import ScoreCorrelations
+from ie_eval.metrics.factuality import Factuality
 from ie_eval.models.adapters import AdapterConfig
 from ie_eval.rl.policy import ReferencePolicy, load_sft_policy, merged_copy
 from ie_eval.rl.rewards import RewardSample, build_rewards
@@ -106,6 +110,8 @@ class GRPOModule(L.LightningModule):
         grpo / sampling / optim / prompts: see the config dataclasses.
         eval_sampling / eval_samples / eval_seed: decoding of held-out critiques (default: one greedy
             critique per prompt); sampled evaluation draws `eval_samples` per prompt from a fixed seed.
+        eval_blank_control: also decode the held-out prompts with both images blank and log the
+            factuality of those critiques (`val/blank_factuality`: the no-vision control).
         rollout: "hf" (batched `generate`, prefill shared by the group) or "vllm".
         rollout_options: keyword options of the engine (vllm: gpu_memory_utilization, max_model_len,
             enable_sleep_mode, dtype, model_dir; hf: share_prefill).
@@ -122,6 +128,7 @@ class GRPOModule(L.LightningModule):
         eval_sampling: SamplingConfig | None = None,
         eval_samples: int = 1,
         eval_seed: int = 1234,
+        eval_blank_control: bool = False,
         rollout: str = "hf",
         rollout_options: dict | None = None,
         reward_source: RewardSourceConfig | None = None,
@@ -139,6 +146,7 @@ class GRPOModule(L.LightningModule):
         if eval_samples < 1:
             raise ValueError(f"eval_samples must be >= 1, got {eval_samples}")
         self.eval_samples, self.eval_seed = int(eval_samples), int(eval_seed)
+        self.eval_blank_control = bool(eval_blank_control)
         self.reward_source = as_config(RewardSourceConfig, reward_source)
         self.optim_config = as_config(OptimConfig, optim)
         self.prompt_budget = as_config(PromptBudget, prompts)
@@ -148,7 +156,8 @@ class GRPOModule(L.LightningModule):
         self.save_hyperparameters({
             "policy": str(policy), "adapter": plain(self.adapter_config), "grpo": plain(self.grpo),
             "sampling": plain(self.sampling), "eval_sampling": plain(self.eval_sampling),
-            "eval_samples": self.eval_samples, "eval_seed": self.eval_seed, "rollout": rollout,
+            "eval_samples": self.eval_samples, "eval_seed": self.eval_seed,
+            "eval_blank_control": self.eval_blank_control, "rollout": rollout,
             "rollout_options": dict(rollout_options or {}),
             "reward_source": plain(self.reward_source), "rewards": self.reward_specs,
             "optim": plain(self.optim_config), "prompts": plain(self.prompt_budget),
@@ -160,6 +169,8 @@ class GRPOModule(L.LightningModule):
                                      prompt_suffix=self.model.prompt_suffix, **plain(self.prompt_budget))
         self.val_head = ScoreCorrelations(MOS_DIMS)
         self.val_text = ScoreCorrelations(MOS_DIMS)
+        self.val_factuality = Factuality()
+        self.val_blank_factuality = Factuality()
         self.rewards = None  # built in setup: a reward client is not part of the module's state
 
     # --- setup --------------------------------------------------------------------------
@@ -310,15 +321,26 @@ class GRPOModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_correlations("test", self.val_head, self.val_text)
 
+    def seeded_rollouts(self, prompts: dict[str, Any]) -> Any:
+        """`eval_samples` critiques per prompt from the fixed evaluation seed (training RNG untouched)."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.eval_seed)
+            return self.sample(prompts, self.eval_sampling, group_size=self.eval_samples)
+
     def evaluate(self, records: list[EditRecord], stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
         """Mean reward of `eval_samples` critiques per held-out prompt (seeded, so the SFT start and later
-        checkpoints are judged on the same draws), head SRCC, and SRCC of the group-mean parsed scores."""
+        checkpoints are judged on the same draws), head SRCC, SRCC of the group-mean parsed scores, and the
+        critiques' factuality where the prompts carry synthetic facts (with and without the images)."""
         prompts = self.collate(records)
         group = self.eval_samples
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # fixed draws that leave the training RNG untouched
-            torch.manual_seed(self.eval_seed)
-            rollouts = self.sample(prompts, self.eval_sampling, group_size=group)
+        rollouts = self.seeded_rollouts(prompts)
+        facts = [record_facts(r) for r in records]
+        rows = rollouts.prompt_index.tolist()
+        self.val_factuality.update(rollouts.texts, [facts[i] for i in rows])
+        if self.eval_blank_control and any(facts):
+            blank = self.seeded_rollouts(self.collate(blank_images(records, self.blank_image_path())))
+            self.val_blank_factuality.update(blank.texts, [facts[i] for i in blank.prompt_index.tolist()])
         rewards = self.score(records, rollouts, stage=stage)
         size = len(records)
         self.log(f"{stage}/reward_mean", rewards.total.mean(), batch_size=size, prog_bar=True)
@@ -338,11 +360,21 @@ class GRPOModule(L.LightningModule):
                 text.update(per_prompt[keep], prompts["mos"][keep].float())
 
     def log_correlations(self, stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
-        for prefix, metric in (("head", head), ("text", text)):
+        for prefix, metric in (("head", head), ("text", text), ("", self.val_factuality), ("blank_", self.val_blank_factuality)):
             if metric.update_count:
                 for name, value in metric.compute().items():
-                    self.log(f"{stage}/{prefix}_{name}", value.float())
+                    prefixed = f"{prefix}_{name}" if prefix in ("head", "text") else f"{prefix}{name}"
+                    if torch.isfinite(value):
+                        self.log(f"{stage}/{prefixed}", value.float())
             metric.reset()
+
+    def blank_image_path(self) -> Path:
+        """A mid-gray PNG for the no-vision control, written once under the run directory."""
+        path = Path(self.trainer.default_root_dir if self._trainer is not None else ".") / "blank.png"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (64, 64), (128, 128, 128)).save(path)
+        return path
 
     # --- export ---------------------------------------------------------------------------
     def export_pretrained(self, directory: str | Path) -> Path:

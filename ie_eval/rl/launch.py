@@ -22,7 +22,10 @@ from pathlib import Path
 
 from ie_eval.serve.runner import bind_free_port, wait_healthy
 
-REPORTED = ("reward_mean", "response_length", "format_rate", "head_mean_srcc", "text_mean_srcc")
+REPORTED = (
+    "reward_mean", "response_length", "format_rate", "head_mean_srcc", "text_mean_srcc", "factuality",
+    "blank_factuality", "unverifiable_claims",
+)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -73,6 +73,7 @@ def manifest_row(
             "logical": text.logical,
             "final_scores": list(text.final),
             "claims": [{"key": c.key, "text": c.text, "holds": c.holds(pair.facts)} for c in text.claims],
+            "facts": {key: {"text": f.text, "ok": f.ok} for key, f in pair.facts.items()},
             "text_id": text.text_id,
             "describes_pair_id": pair.group_pair_ids[text.describes],
             "twin_pair_id": pair.twin_pair_id,
