@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint synth train-rm demo sft grpo serve-rm ablate clean
+.PHONY: install test lint synth pretrain train-rm demo sft grpo serve-rm ablate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ $(DATA)/manifest.jsonl: $(STAMP)
 
 synth: $(DATA)/manifest.jsonl
 
+# Vision-language pretraining of the tiny Qwen3.5 backbone on the synthetic world (CPU, about
+# PRETRAIN_TIME); installs the export as the `tiny-qwen3.5-synth` preset that every tiny stage starts from.
+pretrain: $(STAMP)
+	$(VENV)/bin/ie-eval pretrain --config configs/pretrain/tiny.yaml --preset tiny-qwen3.5-synth
+
 # RE-Reward, tiny config, synthetic benchmark, CPU. Export lands in runs/rm-tiny/export.
 train-rm: $(DATA)/manifest.jsonl
 	$(VENV)/bin/ie-eval fit --config configs/rm/tiny.yaml --data.init_args.manifest $(DATA)/manifest.jsonl
@@ -44,6 +49,9 @@ sft: $(DATA)/manifest.jsonl
 		--data.init_args.score_only_manifest $(DATA)/pairs.jsonl
 	$(VENV)/bin/ie-eval critique --ckpt runs/sft-tiny/export --manifest $(DATA)/manifest.jsonl --split test \
 		--out runs/sft-tiny/critiques_test.jsonl --max-pixels 16384 --min-pixels 1024 --max-new-tokens 160 --batch-size 32
+	$(VENV)/bin/ie-eval critique --ckpt runs/sft-tiny/export --manifest $(DATA)/manifest.jsonl --split test \
+		--out runs/sft-tiny/critiques_test_blank.jsonl --max-pixels 16384 --min-pixels 1024 --max-new-tokens 160 \
+		--batch-size 32 --blank-images
 
 # GRPO on the SFT critic, RE-Reward served over HTTP on 127.0.0.1 (as in real use); builds both first if absent.
 # Prints held-out reward / SRCC before and after; runs/grpo-tiny/grpo_results.json, export in runs/grpo-tiny/export.

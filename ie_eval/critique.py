@@ -29,6 +29,7 @@ from ie_eval.data.phased import TARGET_FORMATS, record_facts, sft_targets
 from ie_eval.data.readers import read_manifests
 from ie_eval.data.records import EditRecord
 from ie_eval.data.splits import DEFAULT_SALT, split_records
+from ie_eval.data.synth.ceiling import ceiling_of_records
 from ie_eval.metrics.critique import CritiqueMetrics
 from ie_eval.models.critic import CriticModel
 
@@ -127,7 +128,10 @@ def main(argv: Sequence[str]) -> int:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     seconds = time.perf_counter() - started
     summary = {k: round(float(v), 4) for k, v in metrics.compute().items()}
-    summary |= {"pairs": len(records), "seconds": round(seconds, 1)}
+    summary |= {"pairs": len(records), "seconds": round(seconds, 1), "blank_images": args.blank_images}
+    ceiling = ceiling_of_records(records, "mos")
+    if ceiling:
+        summary["noise_ceiling"] = {dim: round(value, 4) for dim, value in ceiling.items()}
     metrics_path = Path(args.metrics) if args.metrics else out.with_suffix(".metrics.json")
     metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
     log.info("wrote %d critiques to %s in %.1fs; metrics %s", len(records), out, seconds, metrics_path)

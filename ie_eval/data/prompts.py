@@ -155,3 +155,16 @@ def verify_messages(claims: Sequence[str], instruction: str | None) -> list[dict
         content = [{"type": "text", "text": "Image:"}, {"type": "image"}, {"type": "text", "text": f"\n{question}"}]
         return [{"role": "user", "content": content}]
     return [{"role": "user", "content": _image_pair_content(f"Edit instruction: {_clean(instruction)}\n{question}")}]
+
+
+def ask_messages(questions: Sequence[str]) -> list[dict]:
+    """One image + questions that each look one thing up in it -> short answers."""
+    if not questions:
+        raise ValueError("ask_messages: no questions")
+    if len(questions) == 1:
+        text = f"Question: {questions[0]}?\nAnswer briefly."
+    else:
+        listed = "\n".join(f"{i + 1}. {q}?" for i, q in enumerate(questions))
+        text = f"Questions:\n{listed}\nAnswer each briefly."
+    content = [{"type": "text", "text": "Image:"}, {"type": "image"}, {"type": "text", "text": f"\n{text}"}]
+    return [{"role": "user", "content": content}]

@@ -10,6 +10,8 @@ construction truth:
 - change: exact `target`, `others` and `quality` facts, per task type; "change named" means
   target and others both right (which object, which attribute, what else changed).
 - verification: share of claims answered right, for edit claims and image claims.
+- questions: share of questions about one image (what is at a place, the colour / place / size
+  of a named shape, the shape of a coloured object) answered exactly.
 
 Every number comes with the same model on blank (mid-gray) images and with chance: the share
 the most frequent true value has (what always naming it scores), 0.5 for balanced claims.
@@ -39,6 +41,7 @@ from ie_eval.data.pretrain.tasks import (
     heldout_samples,
 )
 from ie_eval.data.synth.facts import FACT_KEYS
+from ie_eval.metrics.factuality import claim_template
 
 OBJECT_ATTRIBUTES: tuple[str, ...] = ("size", "color", "kind", "cell")
 _CHANGE = re.compile(r"target:\s*(?P<target>.*?)\.\s*others:\s*(?P<others>.*?)\.\s*quality:\s*(?P<quality>.*?)\.?\s*$", re.S)
@@ -94,6 +97,20 @@ def parse_verdicts(text: str, count: int) -> list[bool | None]:
     return [words[i] if i < len(words) else None for i in range(count)]
 
 
+def parse_answers(text: str, count: int) -> list[str | None]:
+    """"1 red; 2 on the left" -> ["red", "on the left"] (a single answer stands alone); None where missing."""
+    text = text.strip().rstrip(".")
+    if count == 1:
+        return [text or None]
+    parts = [re.sub(r"^\d+\s*", "", p.strip()) for p in text.split(";")]
+    return [parts[i] if i < len(parts) and parts[i] else None for i in range(count)]
+
+
+def score_answers(text: str, truth: Mapping[str, Any]) -> list[bool]:
+    answers = list(truth["answers"])
+    return [guess == answer for guess, answer in zip(parse_answers(text, len(answers)), answers, strict=True)]
+
+
 def score_verdicts(text: str, truth: Mapping[str, Any]) -> list[bool]:
     labels = list(truth["labels"])
     return [guess == label for guess, label in zip(parse_verdicts(text, len(labels)), labels, strict=True)]
@@ -123,6 +140,13 @@ def chance_levels(samples: Mapping[str, Sequence[PretrainSample]]) -> dict[str, 
     for task in ("verify_edit", "verify_image"):
         labels = [label for s in samples.get(task, []) for label in s.truth["labels"]]
         chance[f"{task}/claims"] = majority_share(labels)
+    by_template: dict[str, list[str]] = defaultdict(list)
+    for sample in samples.get("ask_image", []):
+        for question, answer in zip(sample.truth["questions"], sample.truth["answers"], strict=True):
+            by_template[claim_template(question)].append(answer)
+    total = sum(len(v) for v in by_template.values())
+    if total:
+        chance["ask_image/questions"] = sum(majority_share(v) * len(v) for v in by_template.values()) / total
     return chance
 
 
@@ -158,6 +182,8 @@ def score_outputs(task: str, texts: Sequence[str], samples: Sequence[PretrainSam
             for name, value in scored.items():
                 hits[name].append(value)
             per_type[str(sample.truth["task_type"])].append(scored["change"])
+        elif task == "ask_image":
+            hits["questions"] += score_answers(text, sample.truth)
         else:
             hits["claims"] += score_verdicts(text, sample.truth)
     result = {f"{task}/{name}": float(np.mean(values)) for name, values in hits.items() if values}
@@ -179,7 +205,7 @@ def perception_report(
     for condition, blank in (("images", False), ("blank", True)):
         scores: dict[str, float] = {}
         for task, task_samples in samples.items():
-            max_new = 96 if task in ("describe", "change") else 16
+            max_new = 96 if task in ("describe", "change") else 24
             texts = greedy_answers(
                 model, processor, task_samples, blank=blank, batch_size=batch_size, max_new_tokens=max_new, budget=budget
             )
@@ -205,6 +231,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("edit: change named (target + others)", "change/change"),
     ("claims about an edit", "verify_edit/claims"),
     ("claims about an image", "verify_image/claims"),
+    ("questions about an image", "ask_image/questions"),
 )
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ie_eval.data.datamodule import blank_images
 from ie_eval.data.records import CRITIQUE_DIMS
+from ie_eval.data.synth.ceiling import ceiling_of_records
 
 DEFAULT_CONFIG = "configs/rm/tiny.yaml"
 
@@ -51,14 +52,19 @@ def run_overlay(out: Path, manifest: Path, max_epochs: int | None) -> dict:
     return overlay
 
 
-def correlation_table(rows: dict[str, dict[str, float]]) -> str:
-    """Markdown table: one row per condition, PLCC/SRCC/KRCC per dim and the mean SRCC."""
+def correlation_table(rows: dict[str, dict[str, float]], ceiling: dict[str, float] | None = None) -> str:
+    """Markdown table: one row per condition, SRCC per dim and the mean SRCC / PLCC / KRCC; last, the
+    noise ceiling of the same split (SRCC of construction truth vs target: what a perfect model reaches)."""
     header = "| condition | " + " | ".join(f"{d} SRCC" for d in CRITIQUE_DIMS) + " | mean SRCC | mean PLCC | mean KRCC |"
     lines = [header, "|" + "---|" * (len(CRITIQUE_DIMS) + 4)]
     for name, m in rows.items():
         cells = [f"{m[f'test/{d}_srcc']:.3f}" for d in CRITIQUE_DIMS]
         cells += [f"{m['test/mean_srcc']:.3f}", f"{m['test/mean_plcc']:.3f}", f"{m['test/mean_krcc']:.3f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if ceiling:
+        values = [ceiling[d] for d in CRITIQUE_DIMS]
+        cells = [f"{v:.3f}" for v in values] + [f"{sum(values) / len(values):.3f}", "–", "–"]
+        lines.append("| noise ceiling (truth vs target) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -104,14 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     blank = out / "blank.png"
     Image.new("RGB", (64, 64), (128, 128, 128)).save(blank)
-    datamodule.splits["test"] = blank_images(datamodule.splits["test"], blank)
+    test_records = datamodule.splits["test"]
+    datamodule.splits["test"] = blank_images(test_records, blank)
     results["blank images"] = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]
 
     plot = scatter_plot(predictions, out / "scatter.png")
-    table = correlation_table(results)
+    ceiling = ceiling_of_records(test_records, "critique_scores")
+    table = correlation_table(results, ceiling)
     drop = results["normal images"]["test/accuracy_srcc"] - results["blank images"]["test/accuracy_srcc"]
     summary = {
-        "results": results, "accuracy_srcc_drop_with_blank_images": drop,
+        "results": results, "accuracy_srcc_drop_with_blank_images": drop, "noise_ceiling": ceiling,
         "seconds": time.perf_counter() - started, "plot": str(plot),
         "export": str(out / "export"), "best_checkpoint": trainer.checkpoint_callback.best_model_path,
     }

@@ -56,6 +56,11 @@ class TinyPreset:
     linear_value_head_dim: int = 16
     partial_rotary_factor: float = 1.0
     rope_theta: float | None = None  # None: the family's real value
+    # Init std of the text decoder / vision tower weights; None: the family's 0.02, tuned for widths of
+    # thousands. At width 64-128 it shrinks activations about 4x per linear layer (std * sqrt(fan_in)),
+    # so a random tower starts nearly linear; about 1 / sqrt(width) keeps their scale.
+    initializer_range: float | None = None
+    vision_initializer_range: float | None = None
     # Offline tokenizer corpus (`tokenizer_offline.CORPORA`): "builtin", or "synth-world" for a
     # backbone pretrained on the synthetic world.
     tokenizer: str = "builtin"
@@ -97,7 +102,13 @@ def get_preset(name: str, **overrides: object) -> TinyPreset:
 def tiny_config(preset: TinyPreset, tokenizer: PreTrainedTokenizerBase) -> PretrainedConfig:
     """The family's real config class at tiny size, with vocab and token ids taken from `tokenizer`."""
     builders = {"qwen2.5-vl": _qwen2_5_vl_config, "qwen3-vl": _qwen3_vl_config, "qwen3.5": _qwen3_5_config}
-    return builders[preset.family](preset, _token_ids(tokenizer))
+    config = builders[preset.family](preset, _token_ids(tokenizer))
+    if preset.initializer_range is not None:
+        config.initializer_range = preset.initializer_range
+        config.get_text_config().initializer_range = preset.initializer_range
+    if preset.vision_initializer_range is not None:
+        config.vision_config.initializer_range = preset.vision_initializer_range
+    return config
 
 
 def _token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:

@@ -140,3 +140,16 @@ def test_the_pretrain_config_parses_and_names_an_export(tmp_path) -> None:
     callbacks = [c["class_path"] for c in config["trainer"]["callbacks"]]
     assert "ie_eval.lit.callbacks.ExportPretrained" in callbacks
     assert config["trainer"]["max_steps"] > 0 and config["model"]["init_args"]["backbone_kwargs"]["tokenizer"] == "synth-world"
+
+
+def test_curriculum_stages_switch_the_task_mix_at_their_step() -> None:
+    from ie_eval.data.pretrain.datamodule import WorldStream, build_curriculum
+    from ie_eval.data.pretrain.tasks import TaskMix
+
+    base = TaskMix(image_size=32)
+    stages = build_curriculum(base, [{"until_step": 3, "change": 0, "verify_edit": 0, "verify_image": 0}])
+    stream = WorldStream(0, TRAIN_STREAM, base, 400, stages, samples_per_step=10)
+    assert {stream[i].task for i in range(30)} == {"describe"}
+    assert len({stream[i].task for i in range(30, 400)}) == 4
+    with pytest.raises(ValueError, match="increase"):
+        build_curriculum(base, [{"until_step": 5}, {"until_step": 5}])

@@ -165,3 +165,21 @@ def test_saved_preset_reloads_from_local_directory(tmp_path):
     assert reloaded.image_token_id == original.image_token_id and reloaded.image_factor == 32
     before, after = original.model.state_dict(), reloaded.model.state_dict()
     assert all(torch.equal(before[key], after[key]) for key in before)
+
+
+def test_tiny_init_ranges_set_the_weight_scale_of_decoder_and_tower_separately():
+    default = load_backbone("tiny-qwen3.5").model
+    scaled = load_backbone("tiny-qwen3.5", initializer_range=0.1, vision_initializer_range=0.2).model
+    def std(model, name):
+        return float(dict(model.named_parameters())[name].std())
+    q, tower = "model.language_model.layers.1.self_attn.q_proj.weight", "model.visual.blocks.0.attn.qkv.weight"
+    assert abs(std(default, q) - 0.02) < 0.004 and abs(std(default, tower) - 0.02) < 0.004
+    assert abs(std(scaled, q) - 0.1) < 0.02 and abs(std(scaled, tower) - 0.2) < 0.04
+
+
+def test_world_tokenizer_spells_world_words_as_single_tokens():
+    world = load_backbone("tiny-qwen3.5", tokenizer="synth-world").tokenizer
+    builtin = load_backbone("tiny-qwen3.5").tokenizer
+    text = "objects: small purple triangle in the bottom right corner. background: pink checkered."
+    assert len(world(text)["input_ids"]) < 0.7 * len(builtin(text)["input_ids"])
+    assert world.decode(world(text)["input_ids"]) == text

@@ -82,16 +82,22 @@ class Description:
     look: str | None
 
 
-def sample_world_scene(rng: np.random.Generator, max_objects: int = 4, faint_probability: float = 0.08) -> Scene:
-    """A benchmark-style scene whose objects take any size (edits make tiny and large ones) and are
-    sometimes faint, so descriptions cover what edited images show."""
+def sample_world_scene(
+    rng: np.random.Generator, max_objects: int = 4, faint_probability: float = 0.08,
+    sizes: tuple[str, ...] = OBJECT_SIZES,
+) -> Scene:
+    """A benchmark-style scene whose objects take any of `sizes` (edits make tiny and large ones) and
+    are sometimes faint, so descriptions cover what edited images show."""
     from ie_eval.data.synth.scenes import sample_scene
 
+    unknown = sorted(set(sizes) - set(OBJECT_SIZES))
+    if unknown or not sizes:
+        raise ValueError(f"object sizes must be a non-empty subset of {OBJECT_SIZES}, got {sizes}")
     scene = sample_scene(rng, max_objects)
     objects = tuple(
         replace(
             obj,
-            size=str(rng.choice(OBJECT_SIZES)),
+            size=str(sizes[int(rng.integers(len(sizes)))]),
             alpha=FAINT_ALPHA if rng.random() < faint_probability else 1.0,
         )
         for obj in scene.objects

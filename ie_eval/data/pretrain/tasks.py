@@ -34,13 +34,14 @@ from ie_eval.data.pretrain.describe import (
     object_phrase,
     sample_world_scene,
 )
-from ie_eval.data.prompts import change_messages, describe_messages, verify_messages
+from ie_eval.data.prompts import ask_messages, change_messages, describe_messages, verify_messages
 from ie_eval.data.synth.benchmark import edit_twins, stream_rng
 from ie_eval.data.synth.critiques import VAGUE_TEXT, Claim
 from ie_eval.data.synth.editor import EditOutcome, apply_edit
 from ie_eval.data.synth.facts import CLEAN, FACT_KEYS, UNCHANGED, Fact
 from ie_eval.data.synth.global_edits import source_image
 from ie_eval.data.synth.instructions import (
+    PLACES,
     Instruction,
     applicable_failures,
     feasible_tasks,
@@ -48,7 +49,7 @@ from ie_eval.data.synth.instructions import (
 )
 from ie_eval.data.synth.scenes import BACKGROUND_COLORS, CELLS, OBJECT_COLORS, SHAPES, Scene, render_scene
 
-TASKS: tuple[str, ...] = ("describe", "change", "verify_edit", "verify_image")
+TASKS: tuple[str, ...] = ("describe", "change", "verify_edit", "verify_image", "ask_image")
 # Seed streams of the pretraining world; the benchmark uses streams 0 (sources) and 1 (annotators).
 TRAIN_STREAM, HELDOUT_STREAM = 16, 17
 # Each task's held-out samples come from their own block of indices, so the sets never overlap.
@@ -65,13 +66,21 @@ class TaskMix:
     change: float = 1.0
     verify_edit: float = 1.0
     verify_image: float = 0.5
+    ask_image: float = 0.0
     image_size: int = 128
     max_claims: int = 3  # a verification sample asks about 1..max_claims claims at once
     no_op_probability: float = 0.05  # share of `change` samples whose edit did nothing
     look_probability: float = 0.5  # share of `describe` images with a global look applied
+    # Single-image scenes (describe, verify_image, ask_image): object count and sizes. A curriculum
+    # starts with few, large objects: a small shape covers ~3% of the image, and a readout that
+    # averages the image tokens (as attention does at init) cannot see it among the background.
+    max_objects: int = 4
+    object_sizes: tuple[str, ...] = OBJECT_SIZES
 
     def weights(self) -> np.ndarray:
-        values = np.asarray([self.describe, self.change, self.verify_edit, self.verify_image], dtype=np.float64)
+        values = np.asarray(
+            [self.describe, self.change, self.verify_edit, self.verify_image, self.ask_image], dtype=np.float64
+        )
         if (values < 0).any() or values.sum() <= 0:
             raise ValueError(f"task weights must be >= 0 with a positive sum, got {dict(zip(TASKS, values, strict=True))}")
         return values / values.sum()
@@ -98,6 +107,7 @@ def make_sample(seed: int, stream: int, index: int, mix: TaskMix, task: str | No
         "change": change_sample,
         "verify_edit": verify_edit_sample,
         "verify_image": verify_image_sample,
+        "ask_image": ask_image_sample,
     }
     if chosen not in builders:
         raise ValueError(f"unknown pretraining task {chosen!r}; choose one of {TASKS}")
@@ -113,8 +123,12 @@ def heldout_samples(task: str, count: int, seed: int, mix: TaskMix) -> list[Pret
     return [make_sample(seed, HELDOUT_STREAM, start + i, mix, task=task) for i in range(count)]
 
 
+def world_scene(rng: np.random.Generator, mix: TaskMix) -> Scene:
+    return sample_world_scene(rng, mix.max_objects, sizes=tuple(mix.object_sizes))
+
+
 def describe_sample(rng: np.random.Generator, mix: TaskMix) -> PretrainSample:
-    scene = sample_world_scene(rng)
+    scene = world_scene(rng, mix)
     look = CLEAN_LOOK
     if rng.random() < mix.look_probability:
         look = LOOKS[1 + int(rng.integers(len(LOOKS) - 1))]
@@ -236,7 +250,7 @@ def image_claims(scene: Scene, look: str, rng: np.random.Generator) -> list[tupl
 
 
 def verify_image_sample(rng: np.random.Generator, mix: TaskMix) -> PretrainSample:
-    scene = sample_world_scene(rng)
+    scene = world_scene(rng, mix)
     look = CLEAN_LOOK
     if rng.random() < mix.look_probability:
         look = LOOKS[1 + int(rng.integers(len(LOOKS) - 1))]
@@ -247,3 +261,39 @@ def verify_image_sample(rng: np.random.Generator, mix: TaskMix) -> PretrainSampl
     truth = {"claims": texts, "labels": labels, "scene": scene, "look": look}
     return PretrainSample("", "verify_image", (image,), messages, verify_answer(labels), truth)
 
+
+
+def image_questions(scene: Scene, look: str, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """(question, answer) pairs that each look one thing up in the image by place, shape or colour."""
+    by_cell = {o.cell: o for o in scene.objects}
+    questions: list[tuple[str, str]] = []
+    for cell in rng.permutation(list(CELLS))[:3]:
+        obj = by_cell.get(str(cell))
+        questions.append((f"what is {PLACES[str(cell)]}", f"a {obj.size} {obj.color} {obj.kind}" if obj else "nothing"))
+    for obj in scene.objects:
+        questions += [
+            (f"what color is the {obj.kind}", obj.color),
+            (f"where is the {obj.kind}", PLACES[obj.cell]),
+            (f"how big is the {obj.kind}", obj.size),
+            (f"what shape is the {obj.color} object", obj.kind),
+        ]
+    absent = [k for k in SHAPES if k not in scene.kinds()]
+    if absent:
+        kind = absent[int(rng.integers(len(absent)))]
+        questions.append((f"what color is the {kind}", f"there is no {kind}"))
+    questions += [("what color is the background", scene.background.color), ("what is the look of the image", look)]
+    return questions
+
+
+def ask_image_sample(rng: np.random.Generator, mix: TaskMix) -> PretrainSample:
+    scene = world_scene(rng, mix)
+    look = CLEAN_LOOK
+    if rng.random() < mix.look_probability:
+        look = LOOKS[1 + int(rng.integers(len(LOOKS) - 1))]
+    image = apply_look(render_scene(scene, mix.image_size), look, rng)
+    pool = image_questions(scene, look, rng)
+    count = min(len(pool), int(rng.integers(1, mix.max_claims + 1)))
+    picked = [pool[int(i)] for i in rng.permutation(len(pool))[:count]]
+    answer = picked[0][1] if count == 1 else "; ".join(f"{i + 1} {a}" for i, (_, a) in enumerate(picked))
+    truth = {"questions": [q for q, _ in picked], "answers": [a for _, a in picked]}
+    return PretrainSample("", "ask_image", (image,), ask_messages([q for q, _ in picked]), answer, truth)
