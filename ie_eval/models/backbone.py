@@ -155,6 +155,33 @@ def load_backbone(
     return backbone
 
 
+# What a saved export's `backbone` block may pass to `load_backbone`: numerics and attention kernel,
+# plus the seed and size fields of a tiny preset. Anything else (trust_remote_code, revision,
+# device_map, quantization, ...) comes from the caller's code, never from a file.
+FILE_BACKBONE_KEYS: frozenset[str] = frozenset({"dtype", "attn_implementation", "gradient_checkpointing", "seed"})
+
+
+def backbone_from_file(spec: dict, where: str) -> tuple[str, dict]:
+    """(name, load_backbone kwargs) of an export's `backbone` block, refusing keys outside the allow-list."""
+    import dataclasses
+
+    from ie_eval.models.tiny_presets import TinyPreset
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise BackboneLoadError(f"{where}: 'backbone' must be an object with a string 'name', got {spec!r}")
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    allowed = set(FILE_BACKBONE_KEYS)
+    if spec["name"] in list_presets():
+        allowed |= {f.name for f in dataclasses.fields(TinyPreset)} - {"name", "family"}
+    refused = sorted(set(kwargs) - allowed)
+    if refused:
+        raise BackboneLoadError(
+            f"{where}: refusing backbone key(s) {refused} from a checkpoint file; a file may set only "
+            f"{sorted(allowed)} (trust_remote_code and other loader options must come from your own code)"
+        )
+    return spec["name"], kwargs
+
+
 def pretrained_presets() -> list[str]:
     """Names of the pretrained tiny presets shipped in the package (e.g. "tiny-qwen3.5-synth")."""
     if not PRETRAINED_PRESETS_DIR.is_dir():

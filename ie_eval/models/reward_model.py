@@ -21,7 +21,7 @@ from ie_eval.data.collate import model_inputs
 from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import CRITIQUE_DIMS
 from ie_eval.models.adapters import AdapterConfig, apply_adapter, quantization_config
-from ie_eval.models.backbone import Backbone, load_backbone
+from ie_eval.models.backbone import Backbone, backbone_from_file, load_backbone
 from ie_eval.models.heads import HeadConfig, MultiHeadRegressor
 from ie_eval.models.pooling import SCORE_ANCHOR_TOKEN, Pooler, check_pooling_name
 
@@ -194,8 +194,7 @@ class RewardModel(nn.Module):
         if not config_path.is_file():
             raise FileNotFoundError(f"{directory}: not a saved {cls.__name__} (no {cls.config_name})")
         config = json.loads(config_path.read_text())
-        spec = dict(config["backbone"])
-        name = spec.pop("name")
+        name, spec = backbone_from_file(config["backbone"], str(config_path))
         adapter = AdapterConfig(**config["adapter"]) if config["adapter"] else None
         if adapter is not None and adapter.kind == "full":
             name = str(directory / "backbone")

@@ -101,6 +101,13 @@ class Timer:
             self.seconds[name] += time.perf_counter() - start
 
 
+def check_finite_rewards(total: torch.Tensor) -> None:
+    """A NaN / inf total reward (e.g. from a reward term) is a failure, never a training signal."""
+    if not torch.isfinite(total).all():
+        bad = int((~torch.isfinite(total)).sum())
+        raise RewardUnavailableError(f"{bad} of {total.numel()} total rewards are not finite", "non_finite")
+
+
 class GRPOModule(L.LightningModule):
     """GRPO fine-tuning of the SFT critic with composable rewards.
 
@@ -172,13 +179,14 @@ class GRPOModule(L.LightningModule):
         self.val_factuality = Factuality()
         self.val_blank_factuality = Factuality()
         self.rewards = None  # built in setup: a reward client is not part of the module's state
+        self.reward_scorer = None
 
     # --- setup --------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if self.rewards is None:
             uses_re_reward = any(spec.get("type", spec.get("name")) == "re_reward" for spec in self.reward_specs)
-            scorer = build_scorer(self.reward_source) if uses_re_reward else None
-            self.rewards = build_rewards(self.reward_specs, scorer)
+            self.reward_scorer = build_scorer(self.reward_source) if uses_re_reward else None
+            self.rewards = build_rewards(self.reward_specs, self.reward_scorer)
 
     def configure_optimizers(self) -> dict:
         head_ids = {id(p) for p in self.model.head.parameters()}
@@ -216,22 +224,38 @@ class GRPOModule(L.LightningModule):
             self.model.train(was_training)
 
     def score(self, records: list[EditRecord], rollouts: Any, stage: str):
-        """Composite reward per completion; on a dead reward source: checkpoint, then a clear error."""
+        """Composite reward per completion. If any rank could not get its rewards (reward model
+        unreachable, refusing, non-finite or wrong-count scores), every rank stops at this point
+        after one emergency checkpoint, with the cause and the resume command."""
         samples = [
             RewardSample.from_record(records[int(p)], text)
             for p, text in zip(rollouts.prompt_index.tolist(), rollouts.texts, strict=True)
         ]
+        failure: RewardUnavailableError | None = None
         try:
-            return self.rewards(samples)
+            rewards = self.rewards(samples)
+            check_finite_rewards(rewards.total)
         except RewardUnavailableError as err:
+            failure, rewards = err, None
+        if self.any_rank(failure is not None):
             path = self.save_emergency_checkpoint()
+            cause = f"{failure.cause}: {failure}" if failure is not None else "another rank's rewards failed"
             raise RewardUnavailableError(
-                f"{stage} step {self.global_step}: rewards unavailable after retries ({err}); nothing was trained "
-                f"on this batch. Checkpoint written to {path}; restart the reward server and resume with "
-                f"--ckpt_path {path}"
-            ) from err
+                f"{stage} step {self.global_step}: no rewards ({cause}); nothing was trained on this batch. "
+                f"Checkpoint written to {path}; fix the reward model or server, then resume with "
+                f"`ie-eval grpo <same arguments> --ckpt-path {path}`",
+                failure.cause if failure is not None else "unreachable",
+            ) from failure
+        return rewards
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when `flag` is true on any (a no-op outside distributed runs)."""
+        if self._trainer is None:
+            return flag
+        return bool(self.trainer.strategy.reduce_boolean_decision(flag, all=False))
 
     def save_emergency_checkpoint(self) -> Path | None:
+        """`reward-failure.ckpt` under the run's checkpoints (the strategy writes it from rank 0)."""
         if self._trainer is None:
             return None
         path = Path(self.trainer.default_root_dir) / "checkpoints" / "reward-failure.ckpt"

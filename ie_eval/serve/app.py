@@ -16,25 +16,36 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
+from pathlib import Path
 
-from fastapi import FastAPI
-from PIL import Image
+from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from ie_eval import __version__
 from ie_eval.data.collate import CollateError
 from ie_eval.data.records import EditRecord
-from ie_eval.serve.base import RewardItem, RewardScores
+from ie_eval.serve.admission import (
+    DecodeBudget,
+    check_request_limits,
+    decode_records,
+    open_request_images,
+    parse_score_request,
+    request_pixels,
+)
+from ie_eval.serve.base import RewardScores
 from ie_eval.serve.batching import BatcherStoppedError, MicroBatcher, QueueFullError
-from ie_eval.serve.config import ServeConfig, load_serve_config
-from ie_eval.serve.errors import BodyLimitMiddleware, ServiceUnavailable, install_error_handlers
-from ie_eval.serve.images import InputError, decode_base64_image, load_image_path, peek_pixels
+from ie_eval.serve.config import ServeConfig, ServeConfigError, load_serve_config
+from ie_eval.serve.errors import (
+    BearerTokenMiddleware,
+    BodyLimitMiddleware,
+    ServiceUnavailable,
+    install_error_handlers,
+)
+from ie_eval.serve.images import InputError
 from ie_eval.serve.schemas import (
     ErrorResponse,
     HealthResponse,
-    ImageInput,
     InfoResponse,
-    ScoreItem,
     ScoreRequest,
     ScoreResponse,
     ScoreResult,
@@ -46,21 +57,25 @@ log = logging.getLogger(__name__)
 _REFUSALS = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in (
+        (401, "Authentication required: send `Authorization: Bearer <token>` (servers started with --api-key-file)."),
         (403, "An image path resolves outside image_root, or path inputs are disabled."),
         (404, "An image path names no readable file under image_root."),
-        (413, "The body or an image is over its byte or pixel limit."),
+        (413, "The body, an image or the request's images in total are over a byte or pixel limit."),
+        (415, "An image is in a format outside image_formats (PNG, JPEG, WebP by default)."),
         (422, "A field is missing, has the wrong type, or breaks a limit; `field` names it."),
         (503, "Queue full, request timed out, or not serving; retry after Retry-After seconds."),
     )
 }
 
 
-def create_app(scoring: RewardScoring, config: ServeConfig) -> FastAPI:
-    """The ASGI app; the batcher starts and stops with the app's lifespan."""
+def create_app(scoring: RewardScoring, config: ServeConfig, api_key: str | None = None) -> FastAPI:
+    """The ASGI app; the batcher starts and stops with the app's lifespan. With `api_key`, every
+    request except GET /healthz must send `Authorization: Bearer <api_key>`."""
     batcher = MicroBatcher(
         scoring.score_records, config.max_batch_size, config.max_wait_ms, config.max_queue,
         worker_init=partial(set_thread_torch_threads, config.torch_threads),
     )
+    decode_budget = DecodeBudget(config.max_decode_pixels_in_flight)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,16 +93,24 @@ def create_app(scoring: RewardScoring, config: ServeConfig) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.batcher, app.state.scoring, app.state.config = batcher, scoring, config
+    app.state.decode_budget = decode_budget
     model_name = scoring.info()["model"]
     install_error_handlers(app, config.retry_after_s)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=config.max_body_bytes)
+    if api_key is not None:
+        app.add_middleware(BearerTokenMiddleware, token=api_key, open_paths=("/healthz",))
     document_limits(app, config)
 
-    @app.get("/healthz", response_model=HealthResponse, summary="Liveness and queue depth.",
+    @app.get("/healthz", response_model=HealthResponse, summary="Liveness, model health and queue depth.",
              responses={503: _REFUSALS[503]})
     async def healthz() -> HealthResponse:
         if not batcher.running:
             raise ServiceUnavailable("the reward model worker is not running")
+        if batcher.failed_in_a_row >= config.unhealthy_after_failures:
+            raise ServiceUnavailable(
+                f"model: the last {batcher.failed_in_a_row} batches failed (unhealthy_after_failures="
+                f"{config.unhealthy_after_failures}); last error: {batcher.last_error}", field="model",
+            )
         return HealthResponse(
             status="ok", queued_requests=batcher.queue.qsize(), batches=batcher.batches_run,
             items_scored=batcher.items_scored,
@@ -98,28 +121,56 @@ def create_app(scoring: RewardScoring, config: ServeConfig) -> FastAPI:
         return InfoResponse(**scoring.info(), version=__version__, limits=config.limits())
 
     @app.post("/v1/score", response_model=ScoreResponse, summary="Score critiques; results in request order.",
-              responses=_REFUSALS)
-    async def score(request: ScoreRequest) -> ScoreResponse:
-        check_request_limits(request, config)
-        with batcher.admitting():
-            if decode_inline(request, config):
-                records = prepare_records(request.items, scoring, config)
-            else:
-                records = await run_in_threadpool(prepare_records, request.items, scoring, config)
-            future = submit(batcher, records)
-        results = await wait_for_scores(future, config)
+              responses=_REFUSALS, openapi_extra=SCORE_REQUEST_BODY)
+    async def score(request: Request) -> ScoreResponse:
+        answer = asyncio.ensure_future(score_request(request, batcher, decode_budget, scoring, config))
+        try:  # one deadline for reading, decoding, queueing and scoring
+            results = await asyncio.wait_for(answer, config.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise ServiceUnavailable(
+                f"timeout: not answered within request_timeout_s={config.request_timeout_s}; server overloaded",
+                field="timeout",
+            ) from None
         return ScoreResponse(results=[ScoreResult(**r.as_dict()) for r in results], model=model_name)
 
     return app
 
 
+async def score_request(
+    request: Request, batcher: MicroBatcher, decode_budget: DecodeBudget, scoring: RewardScoring, config: ServeConfig,
+) -> list[RewardScores]:
+    """Parse and check the request, decode its images within the budgets, queue it, await its scores."""
+    parsed = parse_score_request(await request.body(), config)
+    check_request_limits(parsed, config)
+    with batcher.admitting():
+        inline = decode_inline(parsed, config)
+        if inline:
+            opened = open_request_images(parsed.items, config)
+        else:
+            opened = await run_in_threadpool(open_request_images, parsed.items, config)
+        async with decode_budget.reserve(request_pixels(opened)):
+            if inline:
+                records = decode_records(parsed.items, opened, scoring)
+            else:
+                records = await run_in_threadpool(decode_records, parsed.items, opened, scoring)
+        future = submit(batcher, records)
+    try:
+        return await wait_for_scores(future)
+    finally:
+        future.cancel()  # a request that timed out is skipped if the batcher has not started it
+
+
 def document_limits(app: FastAPI, config: ServeConfig) -> None:
-    """Write this server's item-count and text-length limits into its OpenAPI schema."""
+    """Write the request body schema and this server's item-count and text-length limits into its
+    OpenAPI schema (the handler parses the body itself, to count items before validating them)."""
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            schemas = generate()["components"]["schemas"]  # generate() caches into app.openapi_schema
+            schemas = generate()["components"].setdefault("schemas", {})  # generate() caches into app.openapi_schema
+            request_schema = ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(request_schema.pop("$defs", {}))
+            schemas["ScoreRequest"] = request_schema
             schemas["ScoreRequest"]["properties"]["items"]["maxItems"] = config.max_items_per_request
             item = schemas["ScoreItem"]["properties"]
             item["critique"]["maxLength"] = config.max_critique_chars
@@ -127,6 +178,14 @@ def document_limits(app: FastAPI, config: ServeConfig) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+SCORE_REQUEST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreRequest"}}},
+    }
+}
 
 
 def set_thread_torch_threads(threads: int | None) -> None:
@@ -137,60 +196,14 @@ def set_thread_torch_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def check_request_limits(request: ScoreRequest, config: ServeConfig) -> None:
-    """Item count and text lengths; the first violation raises InputError naming field and limit."""
-    if len(request.items) > config.max_items_per_request:
-        raise InputError(
-            "items", f"{len(request.items)} items > max_items_per_request={config.max_items_per_request}"
-        )
-    for index, item in enumerate(request.items):
-        for name, limit_name in (("instruction", "max_instruction_chars"), ("critique", "max_critique_chars")):
-            text, limit = getattr(item, name), getattr(config, limit_name)
-            if len(text) > limit:
-                raise InputError(f"items.{index}.{name}", f"{len(text)} characters > {limit_name}={limit}")
-
-
 def decode_inline(request: ScoreRequest, config: ServeConfig) -> bool:
     """Decode on the event loop (cheaper than a thread hop) only small base64-only requests:
-    at most inline_decode_max_bytes of base64 and inline_decode_max_pixels of images in all."""
+    at most inline_decode_max_bytes of base64 (so at most about as many pixels: headers are
+    checked against inline_decode_max_pixels after opening)."""
     encoded = [image.base64 for item in request.items for image in (item.source_image, item.edited_image)]
     if any(text is None for text in encoded):
         return False  # file reads belong off the loop
-    if sum(len(text) for text in encoded) > config.inline_decode_max_bytes:
-        return False
-    return sum(peek_pixels(text) for text in encoded) <= config.inline_decode_max_pixels
-
-
-def prepare_records(items: Sequence[ScoreItem], scoring: RewardScoring, config: ServeConfig) -> list[EditRecord]:
-    """Decode, check and budget-fit every item's images (runs in a worker thread, not the loop)."""
-    records = []
-    for index, item in enumerate(items):
-        where = f"items.{index}"
-        source = fitted_image(item.source_image, f"{where}.source_image", scoring, config)
-        edited = fitted_image(item.edited_image, f"{where}.edited_image", scoring, config)
-        try:
-            records.append(scoring.prepare_record(RewardItem(source, edited, item.instruction, item.critique), where))
-        except CollateError as err:
-            message = str(err).removeprefix(f"{where}: ")
-            name = "instruction" if message.startswith("instruction") else "critique"
-            raise InputError(f"{where}.{name}", message) from None
-    return records
-
-
-def fitted_image(image: ImageInput, field: str, scoring: RewardScoring, config: ServeConfig) -> Image.Image:
-    """Decode a request image and resize it to the model's pixel budget (unusable shapes: 422)."""
-    decoded = load_image(image, field, config)
-    try:
-        return scoring.fit(decoded, field)
-    except CollateError as err:
-        raise InputError(field, f"unusable image size: {str(err).removeprefix(field + ': ')}") from None
-
-
-def load_image(image: ImageInput, field: str, config: ServeConfig) -> Image.Image:
-    """A request image by whichever way it was given (schemas.ImageInput guarantees exactly one)."""
-    if image.base64 is not None:
-        return decode_base64_image(image.base64, f"{field}.base64", config)
-    return load_image_path(image.path or "", f"{field}.path", config)
+    return sum(len(text) for text in encoded) <= config.inline_decode_max_bytes
 
 
 def submit(batcher: MicroBatcher, records: list[EditRecord]) -> asyncio.Future:
@@ -203,16 +216,10 @@ def submit(batcher: MicroBatcher, records: list[EditRecord]) -> asyncio.Future:
         raise ServiceUnavailable(str(err)) from None
 
 
-async def wait_for_scores(future: asyncio.Future, config: ServeConfig) -> list[RewardScores]:
-    """Await a queued request's scores; timeout or shutdown become 503, a collate error 422."""
+async def wait_for_scores(future: asyncio.Future) -> list[RewardScores]:
+    """Await a queued request's scores; shutdown becomes 503, a collate error 422."""
     try:
-        return await asyncio.wait_for(asyncio.shield(future), config.request_timeout_s)
-    except asyncio.TimeoutError:
-        future.cancel()  # the batcher skips it if it has not started yet
-        raise ServiceUnavailable(
-            f"timeout: not scored within request_timeout_s={config.request_timeout_s}; server overloaded",
-            field="timeout",
-        ) from None
+        return await asyncio.shield(future)
     except BatcherStoppedError as err:
         raise ServiceUnavailable(str(err)) from None
     except CollateError as err:  # e.g. a prompt over max_length; the message starts "items.<i>: "
@@ -231,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-root", dest="image_root", help="folder image paths must resolve inside")
     parser.add_argument("--max-batch-size", dest="max_batch_size", type=int, help="items per forward; 1 = no batching")
     parser.add_argument("--device", help="torch device, e.g. cuda:0")
+    parser.add_argument("--api-key-file", dest="api_key_file",
+                        help="file holding a bearer token clients must send; required off loopback")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
     return parser
 
@@ -239,12 +248,31 @@ def build_server_app(ckpt: str, config: ServeConfig) -> FastAPI:
     """Load the checkpoint and wrap it in the app (what `main` serves)."""
     from ie_eval.models.reward_model import RewardModel
 
+    api_key = read_api_key(config)
     model = RewardModel.from_pretrained(ckpt, device=config.device)
     scoring = RewardScoring(
         model, batch_size=config.max_batch_size, reward_weights=config.reward_weights,
         max_pixels=config.max_pixels, max_length=config.max_length,
     )
-    return create_app(scoring, config)
+    return create_app(scoring, config, api_key=api_key)
+
+
+def read_api_key(config: ServeConfig) -> str | None:
+    """The bearer token from `config.api_key_file`; binding beyond loopback without one is refused."""
+    if config.api_key_file is None:
+        if not is_loopback(config.host):
+            raise ServeConfigError(
+                f"serving on {config.host} (not loopback) needs --api-key-file FILE: anyone on the network could "
+                "otherwise use the reward model"
+            )
+        return None
+    try:
+        token = Path(config.api_key_file).read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ServeConfigError(f"api_key_file {config.api_key_file}: cannot read: {err.strerror}") from None
+    if len(token) < 16:
+        raise ServeConfigError(f"api_key_file {config.api_key_file}: the token must be at least 16 characters")
+    return token
 
 
 def is_loopback(host: str) -> bool:
@@ -260,12 +288,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     args = build_parser().parse_args(argv)
-    overrides = {k: getattr(args, k) for k in ("host", "port", "image_root", "max_batch_size", "device")}
-    config = load_serve_config(args.config, overrides)
+    overrides = {k: getattr(args, k) for k in ("host", "port", "image_root", "max_batch_size", "device", "api_key_file")}
+    try:
+        config = load_serve_config(args.config, overrides)
+        app = build_server_app(args.ckpt, config)
+    except ServeConfigError as err:
+        print(f"ie-eval serve-rm: {err}", file=sys.stderr)
+        return 2
     if not is_loopback(config.host):
-        log.warning("serving on %s: reachable beyond this machine", config.host)
-    app = build_server_app(args.ckpt, config)
-    uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level, access_log=False)
+        log.warning("serving on %s: reachable beyond this machine (bearer token required)", config.host)
+    uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level, access_log=False,
+                limit_concurrency=config.max_connections, timeout_keep_alive=5)
     return 0
 
 

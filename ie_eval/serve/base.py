@@ -48,14 +48,16 @@ class RewardScores:
 class RewardServerError(RuntimeError):
     """Scoring failed as a whole (refused input, server gone, retries spent): no partial results.
 
-    `status` is the last HTTP status seen (None for connection errors or local failures) and
-    `field` the request field the server named, when it named one.
+    `status` is the last HTTP status seen (None for connection errors or local failures),
+    `field` the request field the server named, when it named one, and `cause` what was wrong
+    with an answer that came back ("wrong_count", "malformed"), None for failures to get one.
     """
 
-    def __init__(self, message: str, status: int | None = None, field: str | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, field: str | None = None, cause: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.field = field
+        self.cause = cause
 
 
 @runtime_checkable

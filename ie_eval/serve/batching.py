@@ -69,6 +69,8 @@ class MicroBatcher:
         self.arriving = 0  # requests admitted and being decoded, not yet queued
         self.last_batch_requests = 0
         self.items_scored = 0
+        self.failed_in_a_row = 0  # batches (or lone requests) whose scoring raised, since the last success
+        self.last_error = ""
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -178,6 +180,9 @@ class MicroBatcher:
             raise
         except Exception as err:
             if len(batch) == 1:
+                if not isinstance(err, CollateError):  # the model failed, not the request's input
+                    self.failed_in_a_row += 1
+                    self.last_error = f"{type(err).__name__}: {err}"[:300]
                 _fail(batch[0], err)
                 return
             log.warning("batch of %d requests failed (%s); scoring them one by one", len(batch), err)
@@ -185,6 +190,7 @@ class MicroBatcher:
                 await self._score(loop, [pending])
             return
         self.batches_run += 1
+        self.failed_in_a_row = 0
         self.last_batch_requests = len(batch)
         self.items_scored += len(records)
         start = 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -32,7 +33,9 @@ class RewardClient:
     url: server base URL, e.g. "http://127.0.0.1:8000". batch_size: items per request (keep
         it at or under the server's max_items_per_request). timeout_s: per HTTP request.
     max_retries: retries per request after the first try; backoff_s doubles per retry up to
-        max_backoff_s (with jitter), or follows the server's Retry-After when larger.
+        max_backoff_s (with jitter), or follows the server's Retry-After when larger. GRPO uses 0:
+        its `GuardedScorer` is the one retry layer.
+    api_key: bearer token of a server started with --api-key-file.
     send_paths: send path images as paths (the server must share the filesystem and have an
         image_root containing them); otherwise their file bytes are sent as base64.
     """
@@ -48,6 +51,7 @@ class RewardClient:
         max_concurrency: int = 4,
         send_paths: bool = False,
         transport: httpx.BaseTransport | None = None,
+        api_key: str | None = None,
     ) -> None:
         if batch_size < 1 or max_concurrency < 1 or max_retries < 0:
             raise ValueError(
@@ -59,7 +63,10 @@ class RewardClient:
         self.max_retries, self.backoff_s, self.max_backoff_s = int(max_retries), float(backoff_s), float(max_backoff_s)
         self.send_paths = send_paths
         limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
-        self.http = httpx.Client(base_url=self.url, timeout=timeout_s, limits=limits, transport=transport)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self.http = httpx.Client(base_url=self.url, timeout=timeout_s, limits=limits, transport=transport, headers=headers)
+        self.timeout_s = float(timeout_s)
+        self._request_timeout: float | None = None
 
     # --- RewardScorer -----------------------------------------------------------------
     def score(self, items: Sequence[RewardItem]) -> list[RewardScores]:
@@ -71,6 +78,14 @@ class RewardClient:
             with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(chunks))) as pool:
                 per_chunk = list(pool.map(self.score_chunk, chunks))  # map keeps chunk order
         return [scores for chunk in per_chunk for scores in chunk]
+
+    def score_within(self, items: Sequence[RewardItem], seconds: float) -> list[RewardScores]:
+        """`score`, each HTTP request given at most `seconds` (a caller's remaining deadline)."""
+        self._request_timeout = max(0.001, min(self.timeout_s, float(seconds)))
+        try:
+            return self.score(items)
+        finally:
+            self._request_timeout = None
 
     def score_chunk(self, items: Sequence[RewardItem]) -> list[RewardScores]:
         """One request (with retries) for at most `batch_size` items."""
@@ -87,7 +102,8 @@ class RewardClient:
                 time.sleep(self.delay(attempt, last_retry_after))
             last_retry_after = None
             try:
-                response = self.http.post(path, json=payload)
+                timeout = self._request_timeout if self._request_timeout is not None else self.timeout_s
+                response = self.http.post(path, json=payload, timeout=timeout)
             except httpx.TransportError as err:  # connect, read, write, timeout, protocol errors
                 last_error, last_status = f"{type(err).__name__}: {err}", None
                 continue
@@ -163,18 +179,23 @@ def encode_image(image: ImageLike, send_paths: bool) -> dict[str, str]:
     return {"base64": base64.b64encode(data).decode("ascii")}
 
 
+def score_value(value: Any) -> float:
+    """A score from JSON: null is how a non-finite float travels (pydantic writes NaN / inf as null)."""
+    return math.nan if value is None else float(value)
+
+
 def parse_results(body: Any, expected: int, url: str) -> list[RewardScores]:
     """RewardScores from a /v1/score answer; a wrong count or shape raises instead of guessing."""
     try:
         results = body["results"]
         scores = [
-            RewardScores(float(r["logicality"]), float(r["accuracy"]), float(r["usefulness"]), float(r["reward"]))
+            RewardScores(*(score_value(r[k]) for k in ("logicality", "accuracy", "usefulness", "reward")))
             for r in results
         ]
     except (KeyError, TypeError, ValueError) as err:
-        raise RewardServerError(f"{url}: malformed /v1/score answer: {type(err).__name__}: {err}") from err
+        raise RewardServerError(f"{url}: malformed /v1/score answer: {type(err).__name__}: {err}", cause="malformed") from err
     if len(scores) != expected:
-        raise RewardServerError(f"{url}: /v1/score answered {len(scores)} results for {expected} items")
+        raise RewardServerError(f"{url}: /v1/score answered {len(scores)} results for {expected} items", cause="wrong_count")
     return scores
 
 

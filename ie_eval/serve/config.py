@@ -27,7 +27,13 @@ _POSITIVE_FIELDS: tuple[str, ...] = (
     "max_instruction_chars",
     "max_items_per_request",
     "retry_after_s",
+    "max_request_pixels",
+    "max_decode_pixels_in_flight",
+    "max_connections",
+    "unhealthy_after_failures",
 )
+# Formats Pillow may decode; every other format (EPS runs Ghostscript, ...) is refused unopened.
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
 
 
 class ServeConfigError(ValueError):
@@ -47,11 +53,20 @@ class ServeConfig:
         max_batch_size: items per forward pass of the micro-batcher; 1 turns batching off.
         max_wait_ms: how long the batcher waits for more requests once it holds one.
         max_queue: requests waiting for the model; one more is answered 503 + Retry-After.
-        request_timeout_s: a request not scored within this time is answered 503.
+        request_timeout_s: a request not answered within this time (decoding and scoring
+            included) is answered 503.
         retry_after_s: the Retry-After value sent with every 503.
         max_body_bytes: request body limit (413).
         max_image_bytes: encoded size limit of one image (decoded base64 or file size).
         max_image_pixels: width * height limit of one image, checked before decoding pixels.
+        max_request_pixels: width * height summed over one request's images (413), from headers.
+        max_decode_pixels_in_flight: pixels being decoded at once across the server; a request
+            waits for room (within request_timeout_s, else 503) before it decodes anything.
+        image_formats: Pillow formats a request image may have (others: 415, never decoded).
+        max_connections: concurrent connections uvicorn accepts (`limit_concurrency`; more: 503).
+        api_key_file: file holding a bearer token every request must send (`Authorization:
+            Bearer <token>`, else 401); required when `host` is not a loopback address.
+        unhealthy_after_failures: /healthz answers 503 once this many batches in a row failed.
         max_critique_chars / max_instruction_chars: text limits in characters.
         max_items_per_request: items one request may carry.
         max_pixels: per-image pixel budget the collator resizes to; None keeps the collator's.
@@ -78,6 +93,12 @@ class ServeConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     max_image_bytes: int = 4 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
+    max_request_pixels: int = 64 * 1024 * 1024
+    max_decode_pixels_in_flight: int = 128 * 1024 * 1024
+    image_formats: tuple[str, ...] = IMAGE_FORMATS
+    max_connections: int = 64
+    api_key_file: str | None = None
+    unhealthy_after_failures: int = 3
     max_critique_chars: int = 8000
     max_instruction_chars: int = 1000
     max_items_per_request: int = 64
@@ -103,13 +124,22 @@ class ServeConfig:
             raise ServeConfigError(f"ServeConfig.torch_threads must be None or an int >= 1, got {self.torch_threads!r}")
         if self.reward_weights is not None:
             object.__setattr__(self, "reward_weights", check_reward_weights(self.reward_weights))
+        formats = tuple(str(f).upper() for f in self.image_formats) if not isinstance(self.image_formats, str) else ()
+        if not formats:
+            raise ServeConfigError(f"ServeConfig.image_formats must be a non-empty list of formats, got {self.image_formats!r}")
+        object.__setattr__(self, "image_formats", formats)
+        if self.max_request_pixels > self.max_decode_pixels_in_flight:
+            raise ServeConfigError(
+                f"ServeConfig.max_request_pixels={self.max_request_pixels} exceeds max_decode_pixels_in_flight="
+                f"{self.max_decode_pixels_in_flight}: such a request could never decode"
+            )
 
     def limits(self) -> dict[str, int | float]:
         """The request limits clients must respect (reported by GET /v1/info)."""
         names = (
             "max_body_bytes", "max_image_bytes", "max_image_pixels", "max_critique_chars",
             "max_instruction_chars", "max_items_per_request", "max_batch_size", "max_queue",
-            "request_timeout_s",
+            "request_timeout_s", "max_request_pixels", "max_connections",
         )
         return {name: getattr(self, name) for name in names}
 

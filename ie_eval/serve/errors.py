@@ -6,6 +6,7 @@ Every refusal body is `{"detail": "<field>: <reason and limit>", "field": "<fiel
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 
@@ -83,10 +84,11 @@ def install_error_handlers(app: FastAPI, retry_after_s: int) -> None:
 
 
 class BodyLimitMiddleware:
-    """ASGI middleware: read at most `max_body_bytes` of a request body, else answer 413 naming the limit.
+    """ASGI middleware: a request body over `max_body_bytes` is answered 413 naming the limit.
 
-    The body is read here and replayed to the app, so an oversized body (declared by
-    Content-Length or streamed in chunks) never reaches JSON parsing.
+    A declared Content-Length over the limit is refused before anything is read; a streamed body
+    is counted chunk by chunk as the app reads it (the app's own read is the only buffer) and the
+    read fails with a 413 as soon as the count passes the limit, before JSON parsing.
     """
 
     def __init__(self, app: Any, max_body_bytes: int) -> None:
@@ -100,18 +102,22 @@ class BodyLimitMiddleware:
         if self.declared_too_large(scope):
             await self.refuse(scope, send)
             return
-        body = bytearray()
-        while True:
+        await self.app(scope, self.counted(receive), send)
+
+    def counted(self, receive: Any) -> Any:
+        """`receive` that raises a 413 InputError once the body read so far passes the limit."""
+        seen = 0
+
+        async def receive_counted() -> dict:
+            nonlocal seen
             message = await receive()
-            if message["type"] != "http.request":
-                return  # client went away before sending its body
-            body += message.get("body", b"")
-            if len(body) > self.max_body_bytes:
-                await self.refuse(scope, send)
-                return
-            if not message.get("more_body", False):
-                break
-        await self.app(scope, replay(bytes(body), receive), send)
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body_bytes:
+                    raise InputError("body", f"request body is over max_body_bytes={self.max_body_bytes} bytes", status=413)
+            return message
+
+        return receive_counted
 
     def declared_too_large(self, scope: dict) -> bool:
         for name, value in scope.get("headers", ()):
@@ -127,15 +133,25 @@ class BodyLimitMiddleware:
         await response(scope, None, send)
 
 
-def replay(body: bytes, receive: Any) -> Any:
-    """An ASGI receive that yields `body` once, then defers to the real one (disconnects)."""
-    sent = False
+class BearerTokenMiddleware:
+    """ASGI middleware: requests must carry `Authorization: Bearer <token>` (constant-time compare),
+    else 401; `open_paths` (liveness probes) are exempt."""
 
-    async def receive_again() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+    def __init__(self, app: Any, token: str, open_paths: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+        self.open_paths = open_paths
 
-    return receive_again
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        sent = next((value for name, value in scope.get("headers", ()) if name == b"authorization"), b"")
+        if not hmac.compare_digest(sent, self.expected):
+            response = error_response(
+                401, "authorization", "authorization: missing or wrong bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

@@ -1,8 +1,9 @@
 """Turn request images (base64 or a path under the image root) into PIL images, within limits.
 
-Every check happens before pixels are decoded: encoded size first, then the header's
-width x height, so a small file that would decode to a huge image is refused cheaply.
-Each refusal is an `InputError` naming the request field and the limit.
+Every check happens before pixels are decoded: encoded size first, then the format (only
+`ServeConfig.image_formats` are ever opened: Pillow tries no other plugin, so an EPS upload never
+reaches Ghostscript), then the header's width x height, so a small file that would decode to a
+huge image is refused cheaply. Each refusal is an `InputError` naming the request field and the limit.
 """
 
 from __future__ import annotations
@@ -28,8 +29,21 @@ class InputError(ValueError):
         self.status = status
 
 
+# Leading bytes of formats that are images but not allowed, to answer 415 rather than "not an image".
+_OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
+    (b"%!PS", "EPS"), (b"\xc5\xd0\xd3\xc6", "EPS"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"), (b"%PDF", "PDF"), (b"\x00\x00\x01\x00", "ICO"), (b"P6", "PPM"), (b"\x89PNG", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"), (b"RIFF", "WEBP"),
+)
+
+
 def decode_base64_image(data: str, field: str, config: ServeConfig) -> Image.Image:
     """Base64 text -> RGB image; refuses oversized, corrupt or non-image data naming `field`."""
+    return decode_opened(open_base64_image(data, field, config), field)
+
+
+def base64_bytes(data: str, field: str, config: ServeConfig) -> bytes:
+    """The bytes of a base64 image, refusing more than max_image_bytes (before decoding when possible)."""
     limit = config.max_image_bytes
     # 4 base64 characters per 3 bytes (+ padding and line breaks some encoders add).
     if len(data) > (limit + 2) // 3 * 4 + len(data) // 76 + 4:
@@ -40,14 +54,23 @@ def decode_base64_image(data: str, field: str, config: ServeConfig) -> Image.Ima
         raise InputError(field, f"not valid base64: {err}") from None
     if len(raw) > limit:
         raise InputError(field, f"image is {len(raw)} bytes > max_image_bytes={limit}", status=413)
-    return decode_image_bytes(raw, field, config)
+    return raw
+
+
+def open_base64_image(data: str, field: str, config: ServeConfig) -> Image.Image:
+    """A base64 image opened lazily (header read, pixels not decoded), within every limit."""
+    return open_image_bytes(base64_bytes(data, field, config), field, config)
 
 
 def load_image_path(path_text: str, field: str, config: ServeConfig) -> Image.Image:
     """A file under `config.image_root` -> RGB image; paths resolving outside it are refused."""
+    return decode_opened(open_image_path(path_text, field, config), field)
+
+
+def open_image_path(path_text: str, field: str, config: ServeConfig) -> Image.Image:
+    """A file under `config.image_root` opened lazily, within every limit."""
     file = resolve_under_root(path_text, field, config.image_root)
-    raw = read_capped(file, field, config.max_image_bytes)
-    return decode_image_bytes(raw, field, config)
+    return open_image_bytes(read_capped(file, field, config.max_image_bytes), field, config)
 
 
 def read_capped(file: Path, field: str, limit: int) -> bytes:
@@ -86,31 +109,43 @@ def resolve_under_root(path_text: str, field: str, image_root: str | None) -> Pa
     return resolved
 
 
-def peek_pixels(data: str) -> int:
-    """width * height from a base64 image's header, without decoding pixels; 0 if unreadable
-    (the real decode then refuses it with a proper message)."""
-    try:
-        with Image.open(io.BytesIO(base64.b64decode("".join(data.split()), validate=True))) as image:
-            return image.width * image.height
-    except Exception:  # any garbage: not this function's job to explain it
-        return 0
+def sniff_format(raw: bytes) -> str | None:
+    """The image format the leading bytes announce (a few common ones), or None."""
+    for magic, name in _OTHER_FORMATS:
+        if raw.startswith(magic) and (name != "WEBP" or raw[8:12] == b"WEBP"):
+            return name
+    return None
 
 
-def decode_image_bytes(raw: bytes, field: str, config: ServeConfig) -> Image.Image:
-    """Encoded image bytes -> RGB image, refusing more than max_image_pixels before decoding."""
-    limit = config.max_image_pixels
+def open_image_bytes(raw: bytes, field: str, config: ServeConfig) -> Image.Image:
+    """Encoded bytes opened lazily with the allowed formats only, refusing more than
+    max_image_pixels from the header (no pixel is decoded here)."""
+    limit, allowed = config.max_image_pixels, list(config.image_formats)
     try:
-        image = Image.open(io.BytesIO(raw))
+        image = Image.open(io.BytesIO(raw), formats=allowed)
         width, height = image.size
     except Image.DecompressionBombError:
         raise InputError(field, f"image is over max_image_pixels={limit}", status=413) from None
     except Exception as err:  # PIL raises many types on garbage input; all mean "not an image"
-        raise InputError(field, f"not a decodable image: {type(err).__name__}") from None
+        announced = sniff_format(raw)
+        if announced is not None and announced not in allowed:
+            raise InputError(field, f"image format {announced} is not allowed (image_formats={allowed})", status=415) from None
+        raise InputError(field, f"not a decodable image in the allowed formats {allowed}: {type(err).__name__}") from None
     if width * height > limit:
         raise InputError(field, f"image is {width}x{height} = {width * height} pixels > max_image_pixels={limit}", status=413)
     if width < 1 or height < 1:
         raise InputError(field, f"image has an empty size {width}x{height}")
+    return image
+
+
+def decode_opened(image: Image.Image, field: str) -> Image.Image:
+    """Decode an opened image's pixels as RGB (corrupt pixel data shows up only now)."""
     try:
         return image.convert("RGB")
-    except Exception as err:  # truncated or corrupt pixel data shows up only when decoding
+    except Exception as err:
         raise InputError(field, f"image data is corrupt: {type(err).__name__}: {err}") from None
+
+
+def decode_image_bytes(raw: bytes, field: str, config: ServeConfig) -> Image.Image:
+    """Encoded image bytes -> RGB image within every limit."""
+    return decode_opened(open_image_bytes(raw, field, config), field)

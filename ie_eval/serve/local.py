@@ -19,8 +19,8 @@ from ie_eval.serve.scoring import RewardScoring
 class LocalReward:
     """In-process `RewardScorer`. Thread-safe: one lock serializes use of the model.
 
-    Bad input raises `RewardServerError` (as the client does for a refused request), naming
-    the item, so callers handle one exception type whichever scorer they hold.
+    Bad input raises `RewardServerError` with status 422 and the item's field (`items.<i>`), as
+    the server refuses it, so callers handle one exception type whichever scorer they hold.
     """
 
     def __init__(self, scoring: RewardScoring) -> None:
@@ -48,7 +48,9 @@ class LocalReward:
             with self._lock:
                 return self.scoring.score_items(items)
         except CollateError as err:
-            raise RewardServerError(f"LocalReward: {err}") from err
+            message = str(err)
+            field = message.split(":", 1)[0] if message.startswith("items.") else None
+            raise RewardServerError(f"LocalReward: {message}", status=422, field=field) from err
 
     def info(self) -> dict[str, object]:
         return self.scoring.info()

@@ -111,7 +111,7 @@ class RewardScoring:
 
     def score_items(self, items: Sequence[RewardItem]) -> list[RewardScores]:
         """prepare_record + score_records: what `LocalReward.score` runs."""
-        records = [self.prepare_record(item, f"item-{index}") for index, item in enumerate(items)]
+        records = [self.prepare_record(item, f"items.{index}") for index, item in enumerate(items)]
         return self.score_records(records)
 
     def score_records(self, records: Sequence[EditRecord]) -> list[RewardScores]:

@@ -85,10 +85,10 @@ def test_dead_reward_server_stops_with_a_checkpoint_and_trains_on_nothing(
                 server.stop()
 
     torch.manual_seed(0)
-    source = {"url": server.url, "attempts": 2, "backoff_s": 0.05, "request_retries": 1, "timeout_s": 5.0}
+    source = {"url": server.url, "attempts": 2, "backoff_s": 0.05, "deadline_s": 20.0, "timeout_s": 5.0}
     module = grpo_module(tiny_critic_dir, source)
     run = trainer(tmp_path, max_steps=3, callbacks=[KillServerAfterFirstStep()])
-    with pytest.raises(RewardUnavailableError, match="nothing was trained on this batch.*reward-failure.ckpt"):
+    with pytest.raises(RewardUnavailableError, match="unreachable.*nothing was trained on this batch.*--ckpt-path .*reward-failure.ckpt"):
         run.fit(module, datamodule=prompt_data(synth_manifest))
     assert run.global_step == 1  # the step whose rewards never came made no update
     checkpoint = tmp_path / "checkpoints" / "reward-failure.ckpt"

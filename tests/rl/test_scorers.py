@@ -1,10 +1,13 @@
-"""The GRPO reward source: whole-call retries, then RewardUnavailableError; 4xx refusals are not retried."""
+"""The GRPO reward source: one retry layer with a deadline; refused items are penalized, other failures named."""
+
+import math
+import time
 
 import pytest
 
 from ie_eval.rl.launch import free_port
-from ie_eval.rl.scorers import RetryingScorer, RewardSourceConfig, RewardUnavailableError, build_scorer
-from ie_eval.serve.base import RewardItem, RewardServerError
+from ie_eval.rl.scorers import GuardedScorer, RewardSourceConfig, RewardUnavailableError, build_scorer
+from ie_eval.serve.base import RewardItem, RewardScores, RewardServerError
 from ie_eval.serve.client import RewardClient
 
 
@@ -23,31 +26,76 @@ class CountingScorer:
         return self.inner.score(items)
 
 
+class Scripted:
+    """Answers each call with the next scripted result (scores or an exception)."""
+
+    def __init__(self, *answers):
+        self.answers, self.seen = list(answers), []
+
+    def score(self, items):
+        self.seen.append([i.critique for i in items])
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(items) if callable(answer) else answer
+
+
 def item(edit_record_factory, critique="fine"):
     record = edit_record_factory()
     return RewardItem(record.source_image, record.edited_image, record.instruction, critique)
 
 
+def ok(items):
+    return [RewardScores(0.1, 0.2, 0.3, 0.2) for _ in items]
+
+
 def test_dead_server_is_retried_then_unavailable(edit_record_factory):
     client = CountingScorer(RewardClient(closed_port_url(), max_retries=0, timeout_s=1.0))
-    scorer = RetryingScorer(client, attempts=3, backoff_s=0.01)
-    with pytest.raises(RewardUnavailableError, match="3 scoring attempts failed"):
+    scorer = GuardedScorer(client, attempts=3, backoff_s=0.01)
+    with pytest.raises(RewardUnavailableError, match="3 attempts") as caught:
         scorer.score([item(edit_record_factory)])
-    assert client.calls == 3
+    assert client.calls == 3 and caught.value.cause == "unreachable"
 
 
-def test_refused_input_is_not_retried(edit_record_factory):
-    class Refusing:
-        calls = 0
+def test_the_deadline_bounds_the_whole_step_whatever_the_attempts(edit_record_factory):
+    client = CountingScorer(RewardClient(closed_port_url(), max_retries=0, timeout_s=1.0))
+    scorer = GuardedScorer(client, attempts=1000, backoff_s=0.2, deadline_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(RewardUnavailableError, match="deadline_s=1.0"):
+        scorer.score([item(edit_record_factory)])
+    assert time.monotonic() - started < 3.0 and client.calls < 20
 
-        def score(self, items):
-            self.calls += 1
-            raise RewardServerError("refused: critique is empty", status=422, field="items[0].critique")
 
-    inner = Refusing()
-    with pytest.raises(RewardServerError, match="refused") as caught:
-        RetryingScorer(inner, attempts=3, backoff_s=0.01).score([item(edit_record_factory)])
-    assert not isinstance(caught.value, RewardUnavailableError) and inner.calls == 1
+def test_a_refused_item_gets_the_penalty_and_the_rest_are_scored(edit_record_factory):
+    inner = Scripted(RewardServerError("too long", status=422, field="items.1.critique"), ok)
+    scorer = GuardedScorer(inner, refused_penalty=-5.0)
+    scores = scorer.score([item(edit_record_factory, "a"), item(edit_record_factory, "b"), item(edit_record_factory, "c")])
+    assert [s.reward for s in scores] == [0.2, -5.0, 0.2] and scorer.refused_items == 1
+    assert inner.seen == [["a", "b", "c"], ["a", "c"]]
+
+
+def test_over_long_critiques_are_cut_before_they_are_sent(edit_record_factory):
+    inner = Scripted(ok)
+    GuardedScorer(inner, max_critique_chars=4).score([item(edit_record_factory, "abcdefgh")])
+    assert inner.seen == [["abcd"]]
+
+
+def test_a_refusal_not_about_one_item_stops_with_its_cause(edit_record_factory):
+    inner = Scripted(RewardServerError("bad body", status=400, field="body"))
+    with pytest.raises(RewardUnavailableError, match="refused") as caught:
+        GuardedScorer(inner).score([item(edit_record_factory)])
+    assert caught.value.cause == "refused"
+
+
+@pytest.mark.parametrize(("answer", "cause"), [
+    (lambda items: [RewardScores(math.nan, 0.0, 0.0, math.nan) for _ in items], "non_finite"),
+    (lambda items: [RewardScores(0.0, 0.0, 0.0, math.inf) for _ in items], "non_finite"),
+    (lambda items: ok(items)[:-1], "wrong_count"),
+])
+def test_bad_scores_are_never_returned(edit_record_factory, answer, cause):
+    with pytest.raises(RewardUnavailableError) as caught:
+        GuardedScorer(Scripted(answer)).score([item(edit_record_factory), item(edit_record_factory)])
+    assert caught.value.cause == cause
 
 
 def test_build_scorer_needs_a_source():

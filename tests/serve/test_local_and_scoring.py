@@ -51,8 +51,9 @@ def test_empty_list_scores_to_empty_list(local_reward):
 
 
 def test_blank_critique_is_a_reward_server_error_naming_it(local_reward):
-    with pytest.raises(RewardServerError, match="item-0: critique is blank"):
+    with pytest.raises(RewardServerError, match="items.0: critique is blank") as caught:
         local_reward.score([reward_item("   ")])
+    assert (caught.value.status, caught.value.field) == (422, "items.0")  # as the server would refuse it
 
 
 def test_local_reward_and_client_are_both_reward_scorers(local_reward):
