@@ -84,12 +84,18 @@ def iter_rows(path: Path) -> Iterator[tuple[int, Row | RecordError]]:
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[int, Row | RecordError]]:
-    """Rows of a JSONL file; the row number is the line number (blank lines are ignored)."""
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    """Rows of a JSONL file; the row number is the line number (blank lines are ignored). A line
+    that is not valid UTF-8 is an error of that row, not of the file."""
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            context = row_context(path, line_number)
+            try:
+                line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+            except UnicodeDecodeError as error:
+                yield line_number, RecordError(f"{context}: not valid UTF-8 (byte {error.start}: {error.reason})")
+                continue
             if not line.strip():
                 continue
-            context = row_context(path, line_number)
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
@@ -102,14 +108,19 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Row | RecordError]]:
 
 
 def iter_delimited(path: Path, delimiter: str = ",") -> Iterator[tuple[int, Row | RecordError]]:
-    """Rows of a CSV/TSV file with a header; empty cells become None (= field absent)."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    """Rows of a CSV/TSV file with a header; empty cells become None (= field absent). Bytes that are
+    not UTF-8 make their row an error (they are read as lone surrogates, never decoded silently)."""
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter)
         for row_number, row in enumerate(reader, start=1):
             if None in row:  # DictReader files surplus cells under the key None.
                 yield row_number, RecordError(
                     f"{row_context(path, row_number)}: row has more cells than the header"
                 )
+                continue
+            bad = next((key for key, value in row.items() if _has_undecodable(value) or _has_undecodable(key)), None)
+            if bad is not None:
+                yield row_number, RecordError(f"{row_context(path, row_number)}: field '{bad}' is not valid UTF-8")
                 continue
             yield row_number, {key: (value if value != "" else None) for key, value in row.items()}
 
@@ -127,6 +138,11 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, Row | RecordError]]:
         for row in batch.to_pylist():
             row_number += 1
             yield row_number, row
+
+
+def _has_undecodable(text: object) -> bool:
+    """Whether text read with errors='surrogateescape' held bytes that are not UTF-8."""
+    return isinstance(text, str) and any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
 def _is_missing(value: object) -> bool:

@@ -288,3 +288,23 @@ def test_write_manifest_refuses_nan(data_dir: Path) -> None:
     with pytest.raises(RecordError, match="p0"):
         write_manifest([broken], data_dir / "out.jsonl")
 
+
+
+def test_invalid_utf8_in_a_jsonl_row_is_that_rows_error_and_skippable(data_dir: Path) -> None:
+    path = data_dir / "m.jsonl"
+    lines = [json.dumps(r).encode() for r in good_rows()]
+    lines[1] = lines[1].replace(b"add a cat", b"add a \xff\xfe cat")
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(RecordError, match=r"m\.jsonl:2: not valid UTF-8"):
+        read_manifest(path)
+    result = read_manifest(path, strict=False)
+    assert len(result.records) == 3 and [s.row for s in result.skipped] == [2]
+
+
+def test_invalid_utf8_in_a_csv_row_names_row_and_field(data_dir: Path) -> None:
+    path = write_csv(data_dir / "m.csv", good_rows())
+    raw = path.read_bytes().replace(b"remove the tree", b"remove the \xc3\x28 tree")
+    path.write_bytes(raw)
+    with pytest.raises(RecordError, match=r"m\.csv:4: field 'instruction' is not valid UTF-8"):
+        read_manifest(path)
+    assert len(read_manifest(path, strict=False).records) == 3
