@@ -69,7 +69,8 @@ def test_no_benchmark_source_scene_occurs_in_the_pretraining_streams(tmp_path) -
 
 
 def test_every_task_appears_in_the_mix_and_a_zero_weight_task_never_does() -> None:
-    seen = {make_sample(0, TRAIN_STREAM, i, MIX).task for i in range(200)}
+    every_task = TaskMix(image_size=64, ask_image=0.5)  # ask_image is off by default
+    seen = {make_sample(0, TRAIN_STREAM, i, every_task).task for i in range(200)}
     assert seen == set(TASKS)
     no_describe = TaskMix(image_size=64, describe=0.0)
     assert "describe" not in {make_sample(0, TRAIN_STREAM, i, no_describe).task for i in range(100)}
