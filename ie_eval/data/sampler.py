@@ -93,7 +93,7 @@ def coverage_bound(n_pairs: int, max_samples_in_pair: int, max_pairs: int, max_s
     return math.ceil(n_pairs * visits_needed / max_pairs)
 
 
-def _replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+def distributed_replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
     """(num_replicas, rank), filled from torch.distributed when initialized, else (1, 0)."""
     initialized = dist.is_available() and dist.is_initialized()
     if num_replicas is None:
@@ -160,7 +160,7 @@ class StratifiedEditSampler(Sampler[int]):
         self.capped = shuffle or cap_unshuffled
         self.seed = seed
         self.drop_last = drop_last
-        self.num_replicas, self.rank = _replicas(num_replicas, rank)
+        self.num_replicas, self.rank = distributed_replicas(num_replicas, rank)
         self.groups = build_groups(group_keys_of(records_or_group_keys))
         self.num_samples_total = sum(len(pair) for source in self.groups for pair in source)
         self._pair_orders, self._sample_orders = self._group_permutations()

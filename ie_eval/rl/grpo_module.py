@@ -367,13 +367,13 @@ class GRPOModule(L.LightningModule):
             self.val_blank_factuality.update(blank.texts, [facts[i] for i in blank.prompt_index.tolist()])
         rewards = self.score(records, rollouts, stage=stage)
         size = len(records)
-        self.log(f"{stage}/reward_mean", rewards.total.mean(), batch_size=size, prog_bar=True)
+        self.log(f"{stage}/reward_mean", rewards.total.mean(), batch_size=size, prog_bar=True, sync_dist=True)
         for name, component in rewards.components.items():
-            self.log(f"{stage}/reward_{name}_mean", torch.as_tensor(component.mean), batch_size=size)
-        self.log(f"{stage}/response_length", rollouts.lengths.float().mean(), batch_size=size)
+            self.log(f"{stage}/reward_{name}_mean", torch.as_tensor(component.mean), batch_size=size, sync_dist=True)
+        self.log(f"{stage}/response_length", rollouts.lengths.float().mean(), batch_size=size, sync_dist=True)
         parsed = torch.tensor([list(s.parsed_scores) if s.parsed_scores is not None else [float("nan")] * 3
                                for s in rewards.samples], dtype=torch.float32, device=self.device)
-        self.log(f"{stage}/format_rate", (~parsed.isnan().any(dim=1)).float().mean(), batch_size=size)
+        self.log(f"{stage}/format_rate", (~parsed.isnan().any(dim=1)).float().mean(), batch_size=size, sync_dist=True)
         has_mos = prompts["mos_mask"].bool()
         if has_mos.any():
             with torch.no_grad():

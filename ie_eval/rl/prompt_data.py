@@ -3,7 +3,9 @@
 Paper section 5.3: prompts with MOS (their critiques can also earn verifiable score rewards and
 supervise the regression head) and pure source-edit pairs are sampled at a fixed ratio (7:3).
 Batches are lists of `EditRecord`s: the GRPO module collates prompts itself and hands the
-records (images, instruction, MOS) to the rewards.
+records (images, instruction, MOS) to the rewards. Under DDP every loader shards by itself (each
+rank draws `prompts_per_step` prompts of its own per step), so the trainer runs with
+`use_distributed_sampler: false`, as for RE-Reward's stratified sampler.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from dataclasses import replace
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from ie_eval.data.datamodule import RecordDataset
 from ie_eval.data.readers import read_manifests
 from ie_eval.data.records import EditRecord
+from ie_eval.data.sampler import distributed_replicas
 from ie_eval.data.splits import split_records, unit_hash
 
 log = logging.getLogger(__name__)
@@ -56,11 +59,14 @@ class PromptMixSampler(Sampler[list[int]]):
     """Batch sampler: each batch holds `labeled` MOS prompts and `pure` prompts, each pool reshuffled per epoch.
 
     An epoch lasts until the larger per-step share of either pool has seen every one of its prompts once
-    (the smaller pool wraps around), so both pools are covered every epoch.
+    (the smaller pool wraps around), so both pools are covered every epoch. With `num_replicas` > 1
+    (default: from torch.distributed) the ranks take turns on one seeded stream of batches, so a step's
+    prompts differ between ranks and an epoch is shared among them.
     """
 
     def __init__(
-        self, labeled: Sequence[int], pure: Sequence[int], prompts_per_step: int, mos_ratio: float, seed: int = 0
+        self, labeled: Sequence[int], pure: Sequence[int], prompts_per_step: int, mos_ratio: float, seed: int = 0,
+        num_replicas: int | None = None, rank: int | None = None,
     ) -> None:
         if prompts_per_step < 1:
             raise ValueError(f"prompts_per_step must be >= 1, got {prompts_per_step}")
@@ -70,10 +76,12 @@ class PromptMixSampler(Sampler[list[int]]):
             raise ValueError("PromptMixSampler: both prompt pools are empty")
         self.labeled, self.pure = list(labeled), list(pure)
         self.counts = mix_counts(prompts_per_step, mos_ratio, bool(self.labeled), bool(self.pure))
+        self.num_replicas, self.rank = distributed_replicas(num_replicas, rank)
         self.seed, self.epoch = seed, 0
 
     def __len__(self) -> int:
-        return max(math.ceil(len(pool) / n) for pool, n in zip((self.labeled, self.pure), self.counts, strict=True) if n > 0)
+        shares = (n * self.num_replicas for n in self.counts)
+        return max(math.ceil(len(pool) / share) for pool, share in zip((self.labeled, self.pure), shares, strict=True) if share > 0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -87,7 +95,10 @@ class PromptMixSampler(Sampler[list[int]]):
         generator = torch.Generator().manual_seed(self.seed + 1000 * self.epoch)
         streams = [self._stream(pool, generator) if pool else iter(()) for pool in (self.labeled, self.pure)]
         for _ in range(len(self)):
-            yield [next(stream) for stream, n in zip(streams, self.counts, strict=True) for _ in range(n)]
+            for turn in range(self.num_replicas):
+                batch = [next(stream) for stream, n in zip(streams, self.counts, strict=True) for _ in range(n)]
+                if turn == self.rank:
+                    yield batch
         self.epoch += 1
 
 
@@ -159,17 +170,26 @@ class PromptDataModule(L.LightningDataModule):
         train = self.splits["train"]
         labeled = [i for i, r in enumerate(train) if r.has_mos]
         pure = [i for i, r in enumerate(train) if not r.has_mos]
+        self._check_sharding()
         self.sampler = PromptMixSampler(labeled, pure, self.hparams.prompts_per_step, self.hparams.mos_ratio,
                                         self.hparams.seed)
         return DataLoader(RecordDataset(train), batch_sampler=self.sampler, collate_fn=as_list)
+
+    def _check_sharding(self) -> None:
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
+            raise ValueError("GRPO prompts shard themselves across ranks: run the trainer with "
+                             "`use_distributed_sampler: false` (configs/grpo/*.yaml set it)")
 
     def _held_out(self, split: str, cap: int | None) -> DataLoader:
         records = self.splits.get(split, [])
         if not records:
             raise ValueError(f"split '{split}' is empty; check split_ratios {self.split_ratios}")
         records = sorted(records, key=lambda r: r.pair_id)[:cap] if cap else records
-        return DataLoader(RecordDataset(records), batch_size=self.hparams.eval_batch_size, shuffle=False,
-                          collate_fn=as_list)
+        dataset = RecordDataset(records)
+        num_replicas, rank = distributed_replicas(None, None)
+        sampler = DistributedSampler(dataset, num_replicas, rank, shuffle=False) if num_replicas > 1 else None
+        return DataLoader(dataset, batch_size=self.hparams.eval_batch_size, sampler=sampler, collate_fn=as_list)
 
     def val_dataloader(self) -> DataLoader:
         return self._held_out("val", self.hparams.val_prompts)

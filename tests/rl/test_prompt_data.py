@@ -54,3 +54,14 @@ def test_datamodule_splits_pairs_and_mixes_train_batches(synth_manifest):
     assert len(val) == 5 and all(r.has_mos for r in val)
     train_sources = {r.source_id for r in data.splits["train"]}
     assert train_sources.isdisjoint({r.source_id for r in val})
+
+
+def test_ranks_take_turns_on_one_stream_so_their_prompts_differ_and_keep_the_mix() -> None:
+    labeled, pure = list(range(40)), list(range(100, 120))
+    single = list(PromptMixSampler(labeled, pure, 4, 0.5, seed=3, num_replicas=1, rank=0))
+    ranks = [list(PromptMixSampler(labeled, pure, 4, 0.5, seed=3, num_replicas=2, rank=r)) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == len(single) // 2
+    for step, (first, second) in enumerate(zip(*ranks, strict=True)):
+        assert first == single[2 * step] and second == single[2 * step + 1]
+        assert sum(i < 100 for i in first) == sum(i < 100 for i in second) == 2
+    assert set(sum(ranks[0] + ranks[1], [])) >= set(labeled)  # the epoch still covers the larger pool

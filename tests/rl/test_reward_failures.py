@@ -93,3 +93,31 @@ def test_bad_answers_stop_the_run_with_a_checkpoint_the_cause_and_the_resume_com
     assert caught.value.cause == cause
     saved = torch.load(tmp_path / "checkpoints" / "reward-failure.ckpt", map_location="cpu", weights_only=True)
     assert saved["global_step"] == 0
+
+
+def test_one_ranks_reward_failure_stops_every_rank_of_a_two_process_run(tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir):
+    """Real DDP on gloo: rank 1's server answers with the wrong count, rank 0's is fine. Both ranks
+    stop at the same step (no hang in the next collective), one checkpoint is written, and each
+    rank names the cause it saw."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    good, bad = served(tiny_reward_dir), BackgroundServer(wrong_count_app()).start()
+    script = Path(__file__).with_name("ddp_reward_failure.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(script.parent))
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script), str(tiny_critic_dir), str(synth_manifest), str(tmp_path), good.url, bad.url],
+            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        )
+    finally:
+        good.stop()
+        bad.stop()
+    log = done.stdout + done.stderr
+    assert done.returncode != 0, log
+    assert "wrong_count" in log and "another rank's rewards failed" in log, log[-4000:]
+    assert log.count("--ckpt-path") >= 2, log[-4000:]
+    saved = torch.load(tmp_path / "checkpoints" / "reward-failure.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 0
