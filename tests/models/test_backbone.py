@@ -183,3 +183,39 @@ def test_world_tokenizer_spells_world_words_as_single_tokens():
     text = "objects: small purple triangle in the bottom right corner. background: pink checkered."
     assert len(world(text)["input_ids"]) < 0.7 * len(builtin(text)["input_ids"])
     assert world.decode(world(text)["input_ids"]) == text
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_each_image_reaches_the_decoder_at_its_own_tokens_and_positions(name, edit_record_factory):
+    """The two-image path: the tower's features of the source land on the first image's tokens and
+    the edit's on the second's (swapping the images swaps them), and the second image's rotary
+    positions continue after the first's instead of repeating them."""
+    from dataclasses import replace
+
+    backbone = load_backbone(name)
+    backbone.model.eval()
+    captured: dict = {}
+
+    def keep(module, args, kwargs):
+        captured.update(embeds=kwargs["inputs_embeds"].detach().clone(), positions=kwargs["position_ids"])
+
+    backbone.model.model.language_model.register_forward_pre_hook(keep, with_kwargs=True)
+    record = edit_record_factory("pair-two", critique="fine")
+    swapped = replace(record, source_image=record.edited_image, edited_image=record.source_image)
+    collate = EditCollator(backbone.processor, task="reward", mode="train", max_pixels=64 * 64)
+    spans = []
+    for one in (record, swapped):
+        batch = collate([one])
+        with torch.no_grad():
+            backbone.model(**model_inputs(batch))
+        image_token = backbone.model.config.image_token_id
+        where = (batch["input_ids"][0] == image_token).nonzero().flatten()
+        half = len(where) // 2
+        first, second = where[:half], where[half:]
+        spans.append((captured["embeds"][0, first], captured["embeds"][0, second], captured["positions"], first, second))
+    (a_first, a_second, positions, first, second), (b_first, b_second, *_) = spans
+    assert not torch.allclose(a_first, a_second)  # the two images differ
+    torch.testing.assert_close(a_first, b_second)
+    torch.testing.assert_close(a_second, b_first)
+    temporal = positions[0, 0] if positions.dim() == 3 else positions[0]  # (rows, B, L) for mrope, else (B, L)
+    assert temporal[second].min() > temporal[first].max()
