@@ -1,7 +1,7 @@
 """`ie-eval` entry point: tool commands by name, everything else goes to LightningCLI.
 
-Each tool command lives next to the code it drives and is imported only when asked for,
-so `ie-eval data synth` does not pay for importing transformers.
+Every driver lives in `ie_eval/commands/` and is imported only when asked for, so
+`ie-eval data synth` does not pay for importing transformers.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from collections.abc import Callable, Sequence
 
 # command -> "module:function"; the function takes the remaining argv and returns an exit code.
 TOOL_COMMANDS: dict[str, str] = {
-    "data": "ie_eval.data.cli:main",
+    "data": "ie_eval.commands.data:main",
     "pretrain": "ie_eval.commands.pretrain:main",
-    "demo": "ie_eval.lit.demo:main",
-    "score": "ie_eval.score:main",
-    "critique": "ie_eval.critique:main",
-    "serve-rm": "ie_eval.serve.app:main",
-    "grpo": "ie_eval.rl.launch:main",
-    "ablate": "ie_eval.lit.ablate:main",
-    "eval": "ie_eval.eval.cli:main",
-    "report": "ie_eval.eval.report:main",
+    "demo": "ie_eval.commands.demo:main",
+    "score": "ie_eval.commands.score:main",
+    "critique": "ie_eval.commands.critique:main",
+    "serve-rm": "ie_eval.commands.serve_rm:main",
+    "grpo": "ie_eval.commands.grpo:main",
+    "ablate": "ie_eval.commands.ablate:main",
+    "eval": "ie_eval.commands.eval:main",
+    "report": "ie_eval.commands.report:main",
 }
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -41,9 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[0] in TOOL_COMMANDS:
         return int(_resolve(TOOL_COMMANDS[args[0]])(args[1:]) or 0)
     if args[0] in LIGHTNING_SUBCOMMANDS:
-        from ie_eval.lit.cli import run_lightning_cli
+        from ie_eval.commands.fit import build_cli
 
-        run_lightning_cli(args)
+        build_cli(args)
         return 0
     print(f"ie-eval: unknown command '{args[0]}'", file=sys.stderr)
     return 2

@@ -87,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", default=None, help="also install the export as this pretrained preset name")
     args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
 
+    from ie_eval.commands.fit import build_cli
     from ie_eval.eval.perception import perception_report, report_table
-    from ie_eval.lit.cli import build_cli
     from ie_eval.models.backbone import load_backbone
 
     cli = build_cli(rest, run=False)

@@ -15,7 +15,6 @@ Anything missing (no results.json, no metrics.csv, a key not logged) skips that 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -106,8 +105,8 @@ def dims_of(results: Mapping) -> tuple[str, ...]:
 
 def evaluation_sections(runs: Mapping[str, Mapping], run_dirs: Mapping[str, Path], out: Path) -> list[str]:
     """Comparison tables and the SRCC / scatter PNGs of the runs that have results.json."""
-    from ie_eval.eval.cli import read_predictions
     from ie_eval.eval.plots import grouped_bars, scatter_plot
+    from ie_eval.eval.predictions import read_predictions
     from ie_eval.eval.tables import comparison_table, preference_comparison
 
     lines: list[str] = []
@@ -194,14 +193,3 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(lines).rstrip() + "\n")
     return report
-
-
-def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="ie-eval report", description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", help="ie-eval eval output dirs and/or training run dirs")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args(list(argv))
-    report = build_report(args.runs, args.out)
-    print(report.read_text())
-    print(f"wrote {report}")
-    return 0

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ie_eval.lit.cli import build_cli
+from ie_eval.commands.fit import build_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(p.name for p in (ROOT / "experiments").glob("rm_*.yaml"))

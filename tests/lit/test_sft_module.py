@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from ie_eval.cli import main as cli_main
+from ie_eval.commands.fit import build_cli
 from ie_eval.data.phased import PhasedDataModule
 from ie_eval.lit.callbacks import ExportPretrained
-from ie_eval.lit.cli import build_cli
 from ie_eval.lit.sft_module import SFTModule, total_optimizer_steps
 from ie_eval.models.critic import CriticModel
 

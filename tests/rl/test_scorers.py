@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ie_eval.rl.launch import free_port
+from ie_eval.commands.grpo import free_port
 from ie_eval.rl.scorers import GuardedScorer, RewardSourceConfig, RewardUnavailableError, build_scorer
 from ie_eval.serve.base import RewardItem, RewardScores, RewardServerError
 from ie_eval.serve.client import RewardClient

@@ -147,7 +147,9 @@ def test_slow_clients_holding_connections_do_not_stop_the_server(idle_strict_ser
         sock = socket.create_connection((idle_strict_server.host, idle_strict_server.port), timeout=10)
         sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"items\": [")
         stalled.append(sock)
-    time.sleep(0.5)
+        # uvicorn counts open connections when it reads a request's headers: let each be read before
+        # the next opens, or all twelve can be counted at once and every one refused.
+        time.sleep(0.3)
     response = httpx.post(f"{idle_strict_server.url}/v1/score", json={"items": [item_json()]}, timeout=30)
     assert response.status_code in (200, 503)
     # Admitted connections hit their handler's deadline (request_timeout_s=5 covers the body read);
@@ -188,7 +190,7 @@ def test_a_bearer_token_is_required_when_configured(tiny_rm_dir, tmp_path):
 
 
 def test_binding_beyond_loopback_without_a_token_is_refused(tiny_rm_dir, tmp_path):
-    from ie_eval.serve.app import main
+    from ie_eval.commands.serve_rm import main
 
     assert main(["--ckpt", str(tiny_rm_dir), "--host", "0.0.0.0"]) == 2
     short = tmp_path / "key"

@@ -71,7 +71,7 @@ def comparison_table(start: dict[str, float], end: dict[str, float]) -> str:
 
 def run_grpo(cli_args: Sequence[str], ckpt_path: str | None = None) -> dict:
     """Validate (start) -> fit -> validate (end) under one LightningCLI config; returns the comparison."""
-    from ie_eval.lit.cli import build_cli
+    from ie_eval.commands.fit import build_cli
 
     cli = build_cli(list(cli_args), run=False)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule

@@ -89,8 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-epochs", type=int, default=None)
     args = parser.parse_args(argv)
 
+    from ie_eval.commands.fit import build_cli
     from ie_eval.data.synth.benchmark import generate_benchmark
-    from ie_eval.lit.cli import build_cli
 
     started = time.perf_counter()
     out, data = Path(args.out), Path(args.data)

@@ -57,7 +57,7 @@ def load_grid(path: str | Path) -> dict:
 
 def run_one(configs: Sequence[str], seed: int, run_dir: Path, extra: Sequence[str]) -> dict[str, float]:
     """fit + test of one variant and seed; returns the test metrics (also written to run_dir/metrics.json)."""
-    from ie_eval.lit.cli import build_cli
+    from ie_eval.commands.fit import build_cli
 
     args = [arg for config in configs for arg in ("--config", config)]
     args += ["--seed_everything", str(seed), "--trainer.default_root_dir", str(run_dir),

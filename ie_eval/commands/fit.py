@@ -12,12 +12,10 @@ import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
 
-class IEEvalCLI(LightningCLI):
-    """LightningCLI with the project's defaults (seeded, omegaconf interpolation)."""
-
-
-def build_cli(args: Sequence[str], run: bool = True) -> IEEvalCLI:
-    return IEEvalCLI(
+def build_cli(args: Sequence[str], run: bool = True) -> LightningCLI:
+    """LightningCLI with the project's defaults (seeded, omegaconf interpolation); `run=False` only parses
+    and instantiates (the drivers that fit themselves: pretrain, demo, grpo)."""
+    return LightningCLI(
         L.LightningModule,
         L.LightningDataModule,
         subclass_mode_model=True,
@@ -28,7 +26,3 @@ def build_cli(args: Sequence[str], run: bool = True) -> IEEvalCLI:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"parser_mode": "omegaconf"},
     )
-
-
-def run_lightning_cli(args: Sequence[str]) -> IEEvalCLI:
-    return build_cli(args)

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from ie_eval.rl.launch import comparison_table, metrics_of, served_reward_model
+from ie_eval.commands.grpo import comparison_table, metrics_of, served_reward_model
 
 
 def test_served_reward_model_answers_then_stops(tiny_reward_dir):

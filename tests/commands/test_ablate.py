@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from ie_eval.lit.ablate import ablation_table, load_grid, main
+from ie_eval.commands.ablate import ablation_table, load_grid, main
 
 FAST = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
         "--trainer.limit_test_batches", "1", "--data.init_args.batch_size", "4", "--data.init_args.eval_batch_size", "8"]
