@@ -24,29 +24,9 @@ DEFAULT_CONFIG = "configs/rm/tiny.yaml"
 
 
 def run_overlay(out: Path, manifest: Path, max_epochs: int | None) -> dict:
-    """Config overlay that puts every artifact of the run under `out`."""
-    overlay: dict = {
-        "trainer": {
-            "default_root_dir": str(out),
-            "logger": {
-                "class_path": "ie_eval.lit.loggers.AutoWandbLogger",
-                "init_args": {"project": "ie-eval", "name": "rm-demo", "save_dir": str(out)},
-            },
-            "callbacks": [
-                {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
-                {
-                    "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                    "init_args": {
-                        "dirpath": str(out / "checkpoints"), "filename": "best-epoch{epoch:02d}",
-                        "auto_insert_metric_name": False, "monitor": "val/mean_srcc", "mode": "max",
-                        "save_top_k": 1, "save_last": True,
-                    },
-                },
-                {"class_path": "ie_eval.lit.callbacks.ExportPretrained", "init_args": {"dirpath": str(out / "export")}},
-            ],
-        },
-        "data": {"init_args": {"manifest": str(manifest)}},
-    }
+    """Config overlay that puts every artifact of the run under `out` (the configs derive their
+    checkpoint, export and log folders from `trainer.default_root_dir`)."""
+    overlay: dict = {"trainer": {"default_root_dir": str(out)}, "data": {"init_args": {"manifest": str(manifest)}}}
     if max_epochs is not None:
         overlay["trainer"]["max_epochs"] = max_epochs
     return overlay

@@ -22,10 +22,14 @@ def wandb_credentials_available() -> bool:
 class AutoWandbLogger(WandbLogger):
     """WandbLogger that runs offline (files under save_dir, `wandb sync` later) without credentials.
 
-    WANDB_MODE, when set, wins over the automatic choice.
+    WANDB_MODE, when set, wins over the automatic choice. The run's name defaults to the name of
+    its folder (`runs/rm-tiny` -> "rm-tiny"), so a config names its run directory once.
     """
 
-    def __init__(self, project: str = "ie-eval", save_dir: str = "runs", offline: bool | None = None, **kwargs) -> None:
+    def __init__(
+        self, project: str = "ie-eval", save_dir: str = "runs", offline: bool | None = None, name: str | None = None,
+        **kwargs,
+    ) -> None:
         # `offline` is explicit (None = decide here): LightningCLI fills **kwargs with the
         # parent's defaults, so a setdefault on kwargs would never fire.
         if offline is None:
@@ -34,4 +38,5 @@ class AutoWandbLogger(WandbLogger):
         Path(save_dir).mkdir(parents=True, exist_ok=True)
         if offline:
             kwargs["mode"] = "offline"  # wandb.init still asks for a key unless its own mode says offline
-        super().__init__(project=project, save_dir=save_dir, offline=offline, **kwargs)
+        name = name or Path(save_dir).resolve().name
+        super().__init__(project=project, save_dir=save_dir, offline=offline, name=name, **kwargs)
