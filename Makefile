@@ -48,9 +48,9 @@ sft: $(DATA)/manifest.jsonl
 	$(VENV)/bin/ie-eval fit --config configs/sft/tiny.yaml --data.init_args.manifest $(DATA)/manifest.jsonl \
 		--data.init_args.score_only_manifest $(DATA)/pairs.jsonl
 	$(VENV)/bin/ie-eval critique --ckpt runs/sft-tiny/export --manifest $(DATA)/manifest.jsonl --split test \
-		--out runs/sft-tiny/critiques_test.jsonl --max-pixels 16384 --min-pixels 1024 --max-new-tokens 160 --batch-size 32
+		--out runs/sft-tiny/critiques_test.jsonl --max-new-tokens 160 --batch-size 32
 	$(VENV)/bin/ie-eval critique --ckpt runs/sft-tiny/export --manifest $(DATA)/manifest.jsonl --split test \
-		--out runs/sft-tiny/critiques_test_blank.jsonl --max-pixels 16384 --min-pixels 1024 --max-new-tokens 160 \
+		--out runs/sft-tiny/critiques_test_blank.jsonl --max-new-tokens 160 \
 		--batch-size 32 --blank-images
 
 # GRPO on the SFT critic, RE-Reward served over HTTP on 127.0.0.1 (as in real use); builds both first if absent.

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ie_eval.data.collate import EditCollator
+from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.datamodule import blank_images
 from ie_eval.data.phased import TARGET_FORMATS, record_facts, sft_targets
 from ie_eval.data.readers import read_manifests
@@ -93,9 +93,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--max-pixels", type=int, default=262_144, help="per-image pixel cap (use the training value)")
-    parser.add_argument("--min-pixels", type=int, default=None)
-    parser.add_argument("--max-length", type=int, default=4096)
+    parser.add_argument("--max-pixels", type=int, default=None, help="per-image pixel cap (default: the export's training budget)")
+    parser.add_argument("--min-pixels", type=int, default=None, help="(default: the export's training budget)")
+    parser.add_argument("--max-length", type=int, default=None, help="longest prompt (default: the export's training budget)")
     parser.add_argument("--limit", type=int, default=None, help="first N pairs only")
     parser.add_argument(
         "--blank-images", action="store_true", help="replace both images with mid-gray (the no-vision control)"
@@ -117,9 +117,10 @@ def main(argv: Sequence[str]) -> int:
         blank = out.with_suffix(".blank.png")
         Image.new("RGB", (64, 64), (128, 128, 128)).save(blank)
         records = blank_images(records, blank)
+    budget = InputBudget.of(model.input_budget, max_pixels=args.max_pixels, min_pixels=args.min_pixels,
+                            max_length=args.max_length)
     collator = EditCollator(
-        model.processor, task="critic", mode="generate", max_pixels=args.max_pixels, min_pixels=args.min_pixels,
-        max_length=args.max_length, prompt_suffix=model.prompt_suffix,
+        model.processor, task="critic", mode="generate", prompt_suffix=model.prompt_suffix, **budget.as_dict()
     )
     metrics = CritiqueMetrics(model.dims)
     started = time.perf_counter()

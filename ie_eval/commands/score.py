@@ -33,11 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if read.skipped:
         print(read.summary())
     model = RewardModel.from_pretrained(args.ckpt, device=args.device)
-    budget = model.input_budget
-    scoring = RewardScoring(
-        model, batch_size=args.batch_size, max_pixels=args.max_pixels or budget.get("max_pixels"),
-        max_length=budget.get("max_length"),
-    )
+    scoring = RewardScoring(model, batch_size=args.batch_size, max_pixels=args.max_pixels)  # None: the export's budget
     scores = scoring.score_records(read.records)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,8 @@ so the supervised ids are exactly what generation from the same prompt has to pr
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,29 @@ MODEL_INPUT_KEYS: tuple[str, ...] = (
     "mm_token_type_ids",
     "labels",
 )
+
+
+@dataclass(frozen=True)
+class InputBudget:
+    """The collator budget a model is trained with: per-image pixels of the smart resize and the
+    longest sequence. Training records it in the export (`input_budget`); `critique`, `score`,
+    `serve-rm`, `grpo` and `eval` read it back, so inference sees images as training did. These
+    defaults (the paper's 262,144-pixel cap) are the only ones in the code."""
+
+    max_pixels: int = 262_144
+    min_pixels: int = 3_136
+    max_length: int = 4_096
+
+    @classmethod
+    def of(cls, recorded: Mapping[str, int] | None = None, **overrides: int | None) -> InputBudget:
+        """The recorded budget (an export's `input_budget`), then any override that is not None."""
+        fields = {k: int(v) for k, v in (recorded or {}).items() if k in cls.__dataclass_fields__}
+        fields |= {k: int(v) for k, v in overrides.items() if v is not None}
+        budget = replace(cls(), **fields)
+        return replace(budget, min_pixels=min(budget.min_pixels, budget.max_pixels))
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
 
 
 class CollateError(ValueError):
@@ -91,9 +115,9 @@ class ChatCollator:
         self,
         processor: Any,
         mode: str = "train",
-        max_pixels: int = 262_144,
+        max_pixels: int = InputBudget.max_pixels,
         min_pixels: int | None = None,
-        max_length: int = 4096,
+        max_length: int = InputBudget.max_length,
         prompt_suffix: str = "",
     ) -> None:
         if mode not in MODES:

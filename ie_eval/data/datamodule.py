@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
-from ie_eval.data.collate import EditCollator
+from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.normalize import normalize_records
 from ie_eval.data.readers import read_manifests
 from ie_eval.data.records import EditRecord
@@ -68,9 +68,9 @@ class EditDataModule(L.LightningDataModule):
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
-        max_pixels: int = 262_144,
-        min_pixels: int = 3_136,
-        max_length: int = 4_096,
+        max_pixels: int = InputBudget.max_pixels,
+        min_pixels: int = InputBudget.min_pixels,
+        max_length: int = InputBudget.max_length,
         max_pairs_per_source: int | None = 6,
         max_critiques_per_pair: int | None = 3,
         seed: int = 0,

@@ -10,18 +10,14 @@ from collections.abc import Sequence
 
 import torch
 
-from ie_eval.data.collate import EditCollator
+from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
 from ie_eval.eval.scorers import ScoreOutput, Scorer, ScorerOptions
 
 
 def budget(model, options: ScorerOptions) -> dict[str, int]:
     """Collator kwargs: the training budget, overridden by the options that are set."""
-    out = {k: v for k, v in model.input_budget.items() if k in ("max_pixels", "min_pixels", "max_length")}
-    out |= {k: v for k, v in (("max_pixels", options.max_pixels), ("max_length", options.max_length)) if v is not None}
-    if "min_pixels" in out and "max_pixels" in out:
-        out["min_pixels"] = min(out["min_pixels"], out["max_pixels"])
-    return out
+    return InputBudget.of(model.input_budget, max_pixels=options.max_pixels, max_length=options.max_length).as_dict()
 
 
 class RewardCheckpointScorer(Scorer):

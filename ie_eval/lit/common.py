@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, is_dataclass
 from typing import Any, TypeVar
 
+from ie_eval.data.collate import InputBudget
+
 ConfigT = TypeVar("ConfigT")
 
 
@@ -21,7 +23,8 @@ def plain(value: Any) -> Any:
 
 
 class CollatorInputsMixin:
-    """Exposes the wrapped model's processor and prompt suffix, which the DataModule's collator reads."""
+    """Exposes the wrapped model's processor and prompt suffix, which the DataModule's collator reads,
+    and records the DataModule's collator budget in the model, so its export carries it."""
 
     model: Any
 
@@ -32,3 +35,7 @@ class CollatorInputsMixin:
     @property
     def prompt_suffix(self) -> str:
         return self.model.prompt_suffix
+
+    def on_fit_start(self) -> None:
+        hparams = getattr(getattr(self.trainer, "datamodule", None), "hparams", {})
+        self.model.input_budget = {k: int(hparams[k]) for k in InputBudget.__dataclass_fields__ if k in hparams}

@@ -72,11 +72,6 @@ class RewardModule(CollatorInputsMixin, L.LightningModule):
             total_steps = max(int(self.trainer.estimated_stepping_batches), minimum) if fitting else minimum
         self.model.attach_adapter(self.adapter_config, total_steps)
 
-    def on_fit_start(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        hparams = getattr(datamodule, "hparams", {})
-        self.model.input_budget = {k: int(hparams[k]) for k in ("max_pixels", "min_pixels", "max_length") if k in hparams}
-
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.model(batch)
 

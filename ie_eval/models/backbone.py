@@ -283,6 +283,11 @@ def resolve_checkpoint(name_or_path: str) -> tuple[str, bool]:
         return str(path), True
     if path.exists():
         raise BackboneLoadError(f"{name_or_path} is a file; pass a model directory.\n{_how_to(name_or_path)}")
+    if name_or_path.startswith("tiny-") and name_or_path.endswith("-synth"):
+        raise BackboneLoadError(
+            f"pretrained preset {name_or_path} is not installed in {PRETRAINED_PRESETS_DIR}: `make pretrain` trains "
+            f"and installs it (`ie-eval pretrain --config configs/pretrain/tiny.yaml --preset {name_or_path}`)"
+        )
     if not _HUB_ID.match(name_or_path):
         raise BackboneLoadError(f"model directory not found: {name_or_path}\n{_how_to(name_or_path)}")
     if hub_offline():

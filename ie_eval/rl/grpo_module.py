@@ -25,7 +25,7 @@ import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
 from PIL import Image
 
-from ie_eval.data.collate import EditCollator
+from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.datamodule import blank_images
 from ie_eval.data.phased import record_facts
 from ie_eval.data.records import MOS_DIMS, EditRecord
@@ -77,15 +77,6 @@ class GRPOConfig:
     max_grad_norm: float = 1.0
 
 
-@dataclass
-class PromptBudget:
-    """How prompts are rendered for the policy (pixel budget and length cap of the collator)."""
-
-    max_pixels: int = 262_144
-    min_pixels: int = 3_136
-    max_length: int = 4_096
-
-
 class Timer:
     """Wall time per phase of the step (generate / score / update), for the time split in the logs."""
 
@@ -114,7 +105,8 @@ class GRPOModule(L.LightningModule):
     Args:
         policy: directory written by the SFT stage (`CriticModel.save_pretrained`).
         adapter: GRPO adapter on the policy (lora / qlora: reference = adapter disabled; full: frozen copy).
-        grpo / sampling / optim / prompts: see the config dataclasses.
+        grpo / sampling / optim: see the config dataclasses.
+        prompts: collator budget overrides (`InputBudget` fields); default: the SFT export's budget.
         eval_sampling / eval_samples / eval_seed: decoding of held-out critiques (default: one greedy
             critique per prompt); sampled evaluation draws `eval_samples` per prompt from a fixed seed.
         eval_blank_control: also decode the held-out prompts with both images blank and log the
@@ -141,7 +133,7 @@ class GRPOModule(L.LightningModule):
         reward_source: RewardSourceConfig | None = None,
         rewards: list[dict] | None = None,
         optim: OptimConfig | None = None,
-        prompts: PromptBudget | None = None,
+        prompts: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -156,10 +148,11 @@ class GRPOModule(L.LightningModule):
         self.eval_blank_control = bool(eval_blank_control)
         self.reward_source = as_config(RewardSourceConfig, reward_source)
         self.optim_config = as_config(OptimConfig, optim)
-        self.prompt_budget = as_config(PromptBudget, prompts)
         self.reward_specs = list(rewards or [{"name": "re_reward", "weight": 1.0}])
         if self.grpo.aggregation not in AGGREGATIONS:
             raise ValueError(f"grpo.aggregation must be one of {AGGREGATIONS}, got '{self.grpo.aggregation}'")
+        self.model = load_sft_policy(policy, self.adapter_config)
+        self.prompt_budget = InputBudget.of(self.model.input_budget, **dict(prompts or {}))
         self.save_hyperparameters({
             "policy": str(policy), "adapter": plain(self.adapter_config), "grpo": plain(self.grpo),
             "sampling": plain(self.sampling), "eval_sampling": plain(self.eval_sampling),
@@ -167,13 +160,12 @@ class GRPOModule(L.LightningModule):
             "eval_blank_control": self.eval_blank_control, "rollout": rollout,
             "rollout_options": dict(rollout_options or {}),
             "reward_source": plain(self.reward_source), "rewards": self.reward_specs,
-            "optim": plain(self.optim_config), "prompts": plain(self.prompt_budget),
+            "optim": plain(self.optim_config), "prompts": self.prompt_budget.as_dict(),
         })
-        self.model = load_sft_policy(policy, self.adapter_config)
         self.reference = ReferencePolicy(self.model)
         self.engine = build_rollout_engine(rollout, self.model, **dict(rollout_options or {}))
         self.collator = EditCollator(self.model.processor, task="critic", mode="generate",
-                                     prompt_suffix=self.model.prompt_suffix, **plain(self.prompt_budget))
+                                     prompt_suffix=self.model.prompt_suffix, **self.prompt_budget.as_dict())
         self.val_head = ScoreCorrelations(MOS_DIMS)
         self.val_text = ScoreCorrelations(MOS_DIMS)
         self.val_factuality = Factuality()

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ie_eval.data.collate import CollateError, EditCollator, fit_to_budget, load_rgb
+from ie_eval.data.collate import CollateError, EditCollator, InputBudget, fit_to_budget, load_rgb
 from ie_eval.data.records import CRITIQUE_DIMS, EditRecord
 from ie_eval.models.reward_model import RewardModel
 from ie_eval.serve.base import ImageLike, RewardItem, RewardScores
@@ -65,7 +65,7 @@ class RewardScoring:
 
     batch_size: records per forward pass (records are sorted by length first, so each batch
         pads little). reward_weights: (logicality, accuracy, usefulness), default the model's.
-    max_pixels / max_length: collator budget; None keeps the collator's defaults.
+    max_pixels / max_length: collator budget; None keeps the model's training budget (`input_budget`).
     """
 
     def __init__(
@@ -84,9 +84,9 @@ class RewardScoring:
         self.batch_size = int(batch_size)
         weights = model.reward_weights if reward_weights is None else torch.tensor(list(reward_weights))
         self.reward_weights = weights.detach().float().cpu()
-        budget = {k: v for k, v in (("max_pixels", max_pixels), ("max_length", max_length)) if v is not None}
+        budget = InputBudget.of(model.input_budget, max_pixels=max_pixels, max_length=max_length)
         self.collator = ItemCollator(
-            model.processor, task="reward", mode="score", prompt_suffix=model.prompt_suffix, **budget
+            model.processor, task="reward", mode="score", prompt_suffix=model.prompt_suffix, **budget.as_dict()
         )
         self.device = next(model.parameters()).device
 

@@ -199,3 +199,14 @@ def test_critique_format_and_critic_prompt_share_the_structure():
     assert [part["type"] for part in content] == ["text", "image", "text", "image", "text"]
     prompt = content[-1]["text"]
     assert FINAL_ASSESSMENT in prompt and "make it [Final Assessment] blue" in prompt
+
+
+def test_input_budget_reads_a_recorded_budget_then_overrides_and_keeps_min_under_max() -> None:
+    from ie_eval.data.collate import InputBudget
+
+    assert InputBudget.of(None) == InputBudget()
+    recorded = {"max_pixels": 16_384, "min_pixels": 1_024, "max_length": 1_024, "unrelated": 3}
+    assert InputBudget.of(recorded).as_dict() == {"max_pixels": 16_384, "min_pixels": 1_024, "max_length": 1_024}
+    assert InputBudget.of(recorded, max_pixels=4_096, max_length=None).as_dict() == {
+        "max_pixels": 4_096, "min_pixels": 1_024, "max_length": 1_024}
+    assert InputBudget.of(recorded, max_pixels=512).min_pixels == 512

@@ -115,14 +115,15 @@ def test_exported_critic_reproduces_the_trained_scores_and_greedy_text(fitted):
     before, after = trained.critique(batch, max_new_tokens=12), exported.critique(batch, max_new_tokens=12)
     assert torch.equal(before.scores, after.scores)
     assert before.texts == after.texts
+    hp = data.hparams
+    assert exported.input_budget == {k: hp[k] for k in ("max_pixels", "min_pixels", "max_length")}
 
 
 def test_critique_command_writes_one_row_per_pair_and_metrics(fitted, synth_manifest, tmp_path):
     out = tmp_path / "critiques.jsonl"
     code = cli_main([
         "critique", "--ckpt", str(fitted["root"] / "export"), "--manifest", str(synth_manifest), "--split", "test",
-        "--out", str(out), "--max-new-tokens", "8", "--max-pixels", "4096", "--min-pixels", "1024", "--limit", "5",
-        "--batch-size", "4",
+        "--out", str(out), "--max-new-tokens", "8", "--limit", "5", "--batch-size", "4",  # budget: the export's
     ])
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     metrics = json.loads(out.with_suffix(".metrics.json").read_text())
