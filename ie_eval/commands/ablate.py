@@ -9,7 +9,7 @@ The grid file names the base configs, the seeds and one list of overlays per var
     variants:
       pooling=prefill: [experiments/rm_pooling_prefill.yaml]
       critic pooling=mean: {base: [configs/sft/tiny.yaml, experiments/ablate_sft_base.yaml],
-                            overlays: [experiments/rm_pooling_mean.yaml]}
+                            overlays: [experiments/critic_pooling_mean.yaml]}
 
 A variant is a list of overlays on the grid's base, or a mapping with its own `base` and `overlays`.
 

@@ -54,7 +54,7 @@ def test_sweep_lists_existing_overlays_and_three_seeds():
 STAGE_CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob("*/*.yaml") if p.parent.name != "shared")
 OVERLAYS_BY_STAGE = {
     "configs/rm/tiny.yaml": [p.name for p in (ROOT / "experiments").glob("rm_*.yaml")] + ["ablate_base.yaml"],
-    "configs/sft/tiny.yaml": ["ablate_sft_base.yaml", "rm_pooling_prefill.yaml", "rm_pooling_mean.yaml"],
+    "configs/sft/tiny.yaml": ["ablate_sft_base.yaml"] + [p.name for p in (ROOT / "experiments").glob("critic_*.yaml")],
     "configs/grpo/tiny.yaml": ["grpo_mos_l1.yaml"],
 }
 
