@@ -132,7 +132,7 @@ class ChatCollator:
         self.max_pixels = int(max_pixels)
         default_min = _size_value(image_processor.size, "shortest_edge", self.factor**2)
         self.min_pixels = min(int(min_pixels if min_pixels is not None else default_min), self.max_pixels)
-        self.pad_token_id = _pad_id(self.tokenizer)
+        self.pad_token_id = pad_id(self.tokenizer)
         self.image_token_id = int(self.tokenizer.convert_tokens_to_ids(processor.image_token))
         self.end_of_turn = (
             END_OF_TURN if END_OF_TURN in self.tokenizer.get_vocab() else self.tokenizer.eos_token
@@ -327,7 +327,8 @@ def _score_matrix(rows: Sequence[Sequence[float] | None], width: int) -> torch.T
     return out
 
 
-def _pad_id(tokenizer: Any) -> int:
+def pad_id(tokenizer: Any) -> int:
+    """The tokenizer's padding id, falling back to eos (Qwen tokenizers may define only eos)."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:
         raise ValueError(f"{type(tokenizer).__name__} has neither a pad nor an eos token")

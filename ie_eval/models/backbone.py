@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import torch
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase, ProcessorMixin
 
+from ie_eval.data.collate import pad_id
 from ie_eval.models.tiny_presets import (
     build_tiny_model,
     get_preset,
@@ -107,9 +108,7 @@ class Backbone:
 
     @property
     def pad_token_id(self) -> int:
-        """Padding id of the tokenizer, falling back to eos when a tokenizer has none."""
-        pad = self.tokenizer.pad_token_id
-        return int(pad if pad is not None else self.tokenizer.eos_token_id)
+        return pad_id(self.tokenizer)
 
     @property
     def eos_token_ids(self) -> list[int]:

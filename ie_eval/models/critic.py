@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ie_eval.data.collate import END_OF_TURN, model_inputs
+from ie_eval.data.collate import END_OF_TURN, model_inputs, pad_id
 from ie_eval.data.critique_format import ParsedCritique, parse_critique
 from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import MOS_DIMS
@@ -90,8 +90,7 @@ class CriticModel(RewardModel):
         generation_eos = self.backbone.generation_config.eos_token_id
         extra = generation_eos if isinstance(generation_eos, (list, tuple)) else [generation_eos]
         self.stop_token_ids = sorted({int(i) for i in [end_of_turn, tokenizer.eos_token_id, *extra] if i is not None})
-        pad = tokenizer.pad_token_id
-        self.pad_token_id = int(pad if pad is not None else tokenizer.eos_token_id)
+        self.pad_token_id = pad_id(tokenizer)
 
     # --- training -----------------------------------------------------------------------
     def sft_forward(self, batch: dict[str, Any]) -> SFTOutputs:

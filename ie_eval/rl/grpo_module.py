@@ -61,6 +61,11 @@ class GRPOConfig:
     importance_sampling: "token" ratios (GRPO) or one "sequence" ratio per completion (GSPO).
     aux_weight / aux_weak_weight: auxiliary Huber on the regression head against MOS (strong) or the
     SFT head's own scores for prompts without MOS (weak). max_grad_norm: clip (0: off).
+    kl_ratio_weighted: weight the k3 KL by the importance ratio (its unbiased estimate when updates
+    go off-policy, ppo_epochs > 1). logprob_micro_batch: completions per log-prob forward pass (None:
+    all at once); bounds the (rows, length, vocab) logits on a GPU. log_sampling_gap: keep the
+    sampling engine's log-probs of the tokens it drew and log their mean gap to the trainer's
+    (`train/sampling_logp_gap`): the engine / trainer mismatch, near 0 for HF generate.
     """
 
     group_size: int = 8
@@ -75,6 +80,9 @@ class GRPOConfig:
     aux_weak_weight: float = 0.02
     huber_delta: float = 1.0
     max_grad_norm: float = 1.0
+    kl_ratio_weighted: bool = False
+    logprob_micro_batch: int | None = None
+    log_sampling_gap: bool = False
 
 
 class Timer:
@@ -211,7 +219,9 @@ class GRPOModule(L.LightningModule):
         was_training = self.model.training
         self.model.eval()
         try:
-            return self.engine.generate(prompts, group_size or self.grpo.group_size, sampling or self.sampling)
+            with_logprobs = sampling is None and self.grpo.log_sampling_gap  # training rollouts only
+            return self.engine.generate(prompts, group_size or self.grpo.group_size, sampling or self.sampling,
+                                        with_logprobs=with_logprobs)
         finally:
             self.model.train(was_training)
 
@@ -262,11 +272,12 @@ class GRPOModule(L.LightningModule):
         """
         ids, mask, group = rollouts.completion_ids, rollouts.completion_mask, self.grpo.group_size
         temperature = self.sampling.temperature or 1.0  # log-probs of the distribution that was sampled
+        micro = self.grpo.logprob_micro_batch
         with torch.no_grad():
             ref_logp = None
             if self.grpo.beta != 0.0:
                 with self.reference.active() as reference:
-                    ref_logp = completion_logprobs(reference, prompts, ids, mask, group, temperature)
+                    ref_logp = completion_logprobs(reference, prompts, ids, mask, group, temperature, micro)
             needs_weak = self.grpo.aux_weak_weight > 0 and not bool(prompts["mos_mask"].all())
             weak_targets = self.reference.head_scores(prompts) if needs_weak else None
         old_logp = None
@@ -274,15 +285,18 @@ class GRPOModule(L.LightningModule):
         totals: dict[str, float] = defaultdict(float)
         for epoch in range(self.grpo.ppo_epochs):
             if epoch == 0:
-                logp, entropy = completion_logprobs_and_entropy(self.model, prompts, ids, mask, group, temperature)
+                logp, entropy = completion_logprobs_and_entropy(self.model, prompts, ids, mask, group, temperature, micro)
                 totals["entropy"] = float((entropy.detach() * mask).sum() / mask.sum().clamp(min=1))
                 old_logp = logp.detach()
+                if rollouts.sampling_logp is not None:  # the engine's and the trainer's view of the same tokens
+                    gap = (old_logp - rollouts.sampling_logp.to(old_logp)).abs() * mask
+                    totals["sampling_logp_gap"] = float(gap.sum() / mask.sum().clamp(min=1))
             else:
-                logp = completion_logprobs(self.model, prompts, ids, mask, group, temperature)
+                logp = completion_logprobs(self.model, prompts, ids, mask, group, temperature, micro)
             policy = grpo_loss(
                 logp, old_logp, ref_logp, advantages.to(logp.device), mask, clip_eps_low=self.grpo.clip_eps,
                 clip_eps_high=self.grpo.clip_eps_high, beta=self.grpo.beta, aggregation=self.grpo.aggregation,
-                importance_sampling=self.grpo.importance_sampling,
+                importance_sampling=self.grpo.importance_sampling, kl_ratio_weighted=self.grpo.kl_ratio_weighted,
                 max_completion_length=self.sampling.max_new_tokens,
             )
             aux = self.auxiliary_huber(prompts, weak_targets)
@@ -312,14 +326,11 @@ class GRPOModule(L.LightningModule):
     def log_step(self, rewards: Any, rollouts: Any, stats: dict[str, float], timer: Timer, prompts: int) -> None:
         lengths = rollouts.lengths.float()
         values = {
-            "train/reward_mean": rewards.total.mean(), "train/reward_std": rewards.total.std(),
+            **rewards.metrics(prefix="train/reward_"),
             "train/response_length": lengths.mean(), "train/response_length_max": lengths.max(),
             **{f"train/{k}": v for k, v in stats.items()},
             **{f"time/{k}_s": v for k, v in timer.seconds.items()},
         }
-        for name, component in rewards.components.items():
-            values[f"train/reward_{name}_mean"] = component.mean
-            values[f"train/reward_{name}_std"] = component.std
         self.log_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in values.items()},
                       on_step=True, on_epoch=False, batch_size=prompts, prog_bar=False)
         self.log("reward", rewards.total.mean(), prog_bar=True, on_step=True, on_epoch=False, batch_size=prompts)

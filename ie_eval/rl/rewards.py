@@ -221,9 +221,9 @@ class RewardBreakdown:
     components: dict[str, ComponentRewards] = field(default_factory=dict)
     samples: list[RewardSample] = field(default_factory=list)
 
-    def metrics(self, prefix: str = "reward/") -> dict[str, float]:
-        """{prefix}total_mean / total_std and {prefix}{name}_mean / _std per component, as floats."""
-        out = {f"{prefix}total_mean": float(self.total.mean()), f"{prefix}total_std": float(self.total.std(correction=0))}
+    def metrics(self, prefix: str = "reward_") -> dict[str, float]:
+        """{prefix}mean / {prefix}std of the total and {prefix}{name}_mean / _std per term (population std)."""
+        out = {f"{prefix}mean": float(self.total.mean()), f"{prefix}std": float(self.total.std(correction=0))}
         for name, component in self.components.items():
             out[f"{prefix}{name}_mean"], out[f"{prefix}{name}_std"] = component.mean, component.std
         return out

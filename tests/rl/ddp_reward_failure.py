@@ -11,7 +11,7 @@ import sys
 
 import lightning as L
 import torch
-from conftest import grpo_module, prompt_data
+from grpo_helpers import grpo_module, prompt_data
 from lightning.pytorch.loggers import CSVLogger
 
 

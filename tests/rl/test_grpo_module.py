@@ -4,14 +4,15 @@ import csv
 
 import pytest
 import torch
-from conftest import grpo_module, prompt_data, trainer
+from grpo_helpers import grpo_module, prompt_data, trainer
 
 from ie_eval.rl.scorers import RewardUnavailableError
 
 STEP_KEYS = (
     "train/reward_mean", "train/reward_std", "train/reward_re_reward_mean", "train/reward_re_reward_std",
     "train/reward_format_mean", "train/response_length", "train/kl", "train/clip_fraction", "train/entropy",
-    "train/aux_huber", "train/aux_huber_strong", "time/generate_s", "time/score_s", "time/update_s",
+    "train/aux_huber", "train/aux_huber_strong", "train/sampling_logp_gap", "time/generate_s", "time/score_s",
+    "time/update_s",
 )
 
 
@@ -23,7 +24,7 @@ def logged_rows(root):
 
 def test_fit_logs_every_step_component_and_validation(tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir):
     torch.manual_seed(0)
-    module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)})
+    module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)}, log_sampling_gap=True)
     run = trainer(tmp_path, max_steps=2, val_check_interval=2)
     run.fit(module, datamodule=prompt_data(synth_manifest))
     assert run.global_step == 2  # one optimizer step per rollout batch (ppo_epochs = 1)
@@ -35,6 +36,22 @@ def test_fit_logs_every_step_component_and_validation(tmp_path, synth_manifest, 
     assert float(steps[0]["train/kl"]) == pytest.approx(0.0, abs=1e-6)  # policy == reference before any update
     val = [r for r in rows if r.get("val/reward_mean")]
     assert val and val[-1]["val/head_mean_srcc"] != ""
+    # generate's own log-probs of the sampled tokens and the trainer's recomputation agree
+    assert all(float(r["train/sampling_logp_gap"]) < 1e-3 for r in steps)
+
+
+def test_micro_batched_log_probs_and_ratio_weighted_kl_train_the_same_step(tmp_path, synth_manifest, tiny_critic_dir,
+                                                                             tiny_reward_dir):
+    """`logprob_micro_batch` changes only how the log-probs are computed; with ppo_epochs 1 the ratio is
+    1, so `kl_ratio_weighted` leaves the first step's loss unchanged too."""
+    losses = []
+    for options in ({}, {"logprob_micro_batch": 1, "kl_ratio_weighted": True}):
+        torch.manual_seed(0)
+        module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)}, **options)
+        run = trainer(tmp_path / str(len(losses)), max_steps=1)
+        run.fit(module, datamodule=prompt_data(synth_manifest))
+        losses.append(float(next(r for r in logged_rows(tmp_path / str(len(losses))) if r.get("train/loss"))["train/loss"]))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4, abs=1e-6)
 
 
 def test_lora_reference_is_the_policy_with_its_adapter_off(tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir):

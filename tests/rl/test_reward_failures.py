@@ -8,8 +8,8 @@ import math
 
 import pytest
 import torch
-from conftest import TINY_PIXELS, grpo_module, prompt_data, trainer
 from fastapi import FastAPI
+from grpo_helpers import TINY_PIXELS, grpo_module, prompt_data, trainer
 
 from ie_eval.rl.scorers import RewardUnavailableError
 from ie_eval.serve.runner import BackgroundServer

@@ -86,7 +86,7 @@ def test_composite_sums_weighted_components_and_logs_means_only_where_they_apply
     assert result.components["mos"].mean == pytest.approx(0.75)  # over the one sample with MOS
     assert result.components["format"].mean == pytest.approx(2 / 3)
     assert result.components["format"].std == pytest.approx(math.sqrt(2 / 9))
-    assert result.metrics()["reward/mos_mean"] == pytest.approx(0.75)
+    assert result.metrics()["reward_mos_mean"] == pytest.approx(0.75)
 
 
 def test_re_reward_weights_the_scorers_three_scores(local_reward, image_pair_factory):
