@@ -20,7 +20,7 @@ from ie_eval.data.phased import record_facts
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
 from ie_eval.data.synth.ceiling import ceiling_of_records
 from ie_eval.eval.benchmarks import Benchmark
-from ie_eval.eval.scorers import Scorer
+from ie_eval.eval.scorer_base import Scorer
 from ie_eval.metrics.bootstrap import bootstrap_correlations, srcc_rows
 from ie_eval.metrics.factuality import Factuality
 from ie_eval.metrics.preference import TiePolicy, preference_accuracy

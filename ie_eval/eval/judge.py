@@ -17,7 +17,7 @@ import torch
 from ie_eval.data.collate import EditCollator, model_inputs
 from ie_eval.data.prompts import judge_messages
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
-from ie_eval.eval.scorers import ScoreOutput, Scorer, ScorerOptions
+from ie_eval.eval.scorer_base import ScoreOutput, Scorer, ScorerOptions
 
 LIKERT_RANGE: tuple[float, float] = (1.0, 5.0)
 _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*\d+(?:\.\d+)?)?\s*$")  # "4", "4.5", "4/5"

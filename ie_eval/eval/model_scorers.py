@@ -12,7 +12,7 @@ import torch
 
 from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
-from ie_eval.eval.scorers import ScoreOutput, Scorer, ScorerOptions
+from ie_eval.eval.scorer_base import ScoreOutput, Scorer, ScorerOptions
 
 
 def budget(model, options: ScorerOptions) -> dict[str, int]:

@@ -15,60 +15,19 @@ score (a generated answer that does not parse). SPEC strings:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ie_eval.data.records import EditRecord
+from ie_eval.eval.scorer_base import ScoreOutput, Scorer, ScorerOptions
 from ie_eval.metrics.image_quality import full_reference
 
 CLASSICAL: tuple[str, ...] = ("psnr", "ssim", "ms-ssim", "gmsd")
 # Dims a full-reference metric stands in for (paper table 2 reports them on all three; instruction
 # alignment has no reference to compare with, so it is not predicted here).
 CLASSICAL_DIMS: tuple[str, ...] = ("visual_quality", "content_preservation")
-
-
-@dataclass
-class ScoreOutput:
-    """Predictions for a list of records.
-
-    scores: per record, one value per scorer dim, or None when the record could not be scored.
-    texts: generated text per record (generative scorers), else None.
-    """
-
-    scores: list[list[float] | None]
-    texts: list[str] | None = None
-    info: dict = field(default_factory=dict)
-
-
-@dataclass
-class ScorerOptions:
-    """Run-time knobs shared by the scorers (CLI flags)."""
-
-    device: str = "cpu"
-    batch_size: int = 8
-    max_new_tokens: int = 512
-    max_pixels: int | None = None
-    max_length: int | None = None
-
-
-class Scorer:
-    """Base: `dims` it predicts, `score(records)`, whether it needs records with critiques."""
-
-    dims: tuple[str, ...] = ()
-    needs_critique: bool = False
-    generative: bool = False
-
-    def __init__(self, spec: str) -> None:
-        self.spec = spec
-
-    def score(self, records: Sequence[EditRecord]) -> ScoreOutput:
-        raise NotImplementedError
-
-    def info(self) -> dict:
-        return {"spec": self.spec, "dims": list(self.dims), "generative": self.generative}
 
 
 def load_rgb_tensor(path, size: tuple[int, int] | None = None) -> torch.Tensor:

@@ -16,7 +16,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from ie_eval.losses.regression import huber_loss
 from ie_eval.metrics.correlation import ScoreCorrelations
 from ie_eval.metrics.factuality import Factuality
 from ie_eval.models.adapters import AdapterConfig
+from ie_eval.rl.objective import GRPOConfig, check_finite_rewards
 from ie_eval.rl.policy import ReferencePolicy, load_sft_policy, merged_copy
 from ie_eval.rl.rewards import RewardSample, build_rewards
 from ie_eval.rl.rollout import (
@@ -47,42 +47,6 @@ from ie_eval.rl.rollout import (
 from ie_eval.rl.scorers import RewardSourceConfig, RewardUnavailableError, build_scorer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GRPOConfig:
-    """The RL objective (paper table 10 sets these at scale).
-
-    group_size: critiques sampled per prompt (G). ppo_epochs: policy updates per rollout batch.
-    clip_eps / clip_eps_high: surrogate clip range [1 - eps, 1 + eps_high] (eps_high None: = eps).
-    beta: KL(policy || reference) coefficient, k3 estimator. scale_rewards: divide advantages by the
-    group std (False: Dr. GRPO). aggregation: "token" (mean over all completion tokens of the batch),
-    "sequence" (mean per completion, then over completions) or "dr_grpo" (sum / (N * max_new_tokens)).
-    importance_sampling: "token" ratios (GRPO) or one "sequence" ratio per completion (GSPO).
-    aux_weight / aux_weak_weight: auxiliary Huber on the regression head against MOS (strong) or the
-    SFT head's own scores for prompts without MOS (weak). max_grad_norm: clip (0: off).
-    kl_ratio_weighted: weight the k3 KL by the importance ratio (its unbiased estimate when updates
-    go off-policy, ppo_epochs > 1). logprob_micro_batch: completions per log-prob forward pass (None:
-    all at once); bounds the (rows, length, vocab) logits on a GPU. log_sampling_gap: keep the
-    sampling engine's log-probs of the tokens it drew and log their mean gap to the trainer's
-    (`train/sampling_logp_gap`): the engine / trainer mismatch, near 0 for HF generate.
-    """
-
-    group_size: int = 8
-    ppo_epochs: int = 1
-    clip_eps: float = 0.2
-    clip_eps_high: float | None = None
-    beta: float = 0.04
-    scale_rewards: bool = True
-    aggregation: str = "token"
-    importance_sampling: str = "token"
-    aux_weight: float = 0.1
-    aux_weak_weight: float = 0.02
-    huber_delta: float = 1.0
-    max_grad_norm: float = 1.0
-    kl_ratio_weighted: bool = False
-    logprob_micro_batch: int | None = None
-    log_sampling_gap: bool = False
 
 
 class Timer:
@@ -98,13 +62,6 @@ class Timer:
             yield
         finally:
             self.seconds[name] += time.perf_counter() - start
-
-
-def check_finite_rewards(total: torch.Tensor) -> None:
-    """A NaN / inf total reward (e.g. from a reward term) is a failure, never a training signal."""
-    if not torch.isfinite(total).all():
-        bad = int((~torch.isfinite(total)).sum())
-        raise RewardUnavailableError(f"{bad} of {total.numel()} total rewards are not finite", "non_finite")
 
 
 class GRPOModule(L.LightningModule):

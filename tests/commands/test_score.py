@@ -17,7 +17,7 @@ def test_score_cli_matches_forward_pass_in_manifest_order(synth_manifest, tmp_pa
     model.save_pretrained(tmp_path / "rm")
     records = read_manifest(synth_manifest).records[:10]
     manifest = tmp_path / "m.jsonl"
-    from ie_eval.data.readers import write_manifest
+    from ie_eval.data.writers import write_manifest
 
     write_manifest(records, manifest)
     out = tmp_path / "scores.jsonl"

@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from ie_eval.data.readers import read_manifest, read_manifests, write_manifest
+from ie_eval.data.readers import read_manifest, read_manifests
 from ie_eval.data.records import RecordError
+from ie_eval.data.writers import write_manifest
 
 JSON_FIELDS = ("mos", "critique_scores", "ratings", "meta")
 

@@ -12,8 +12,6 @@ from typing import Any
 
 import torch
 
-ENGINES: tuple[str, ...] = ("hf", "vllm")
-
 
 @dataclass
 class SamplingConfig:
@@ -96,16 +94,3 @@ def completion_mask(completion_ids: torch.Tensor, stop_token_ids: list[int]) -> 
     first_stop = torch.where(finished, is_stop.int().argmax(dim=1), torch.full_like(finished, length, dtype=torch.long))
     positions = torch.arange(length, device=completion_ids.device)[None]
     return (positions <= first_stop[:, None]).long(), finished
-
-
-def build_rollout_engine(name: str, model: Any, **options: Any) -> RolloutEngine:
-    """The named engine ("hf" or "vllm") around a CriticModel policy; `options` go to its constructor."""
-    if name == "hf":
-        from ie_eval.rl.rollout.hf import HFRolloutEngine
-
-        return HFRolloutEngine(model, **options)
-    if name == "vllm":
-        from ie_eval.rl.rollout.vllm import VLLMRolloutEngine
-
-        return VLLMRolloutEngine(model, **options)
-    raise ValueError(f"unknown rollout engine {name!r}; choose one of {ENGINES}")
