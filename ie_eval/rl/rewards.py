@@ -1,9 +1,9 @@
-"""GRPO rewards: small classes with one `__call__(samples) -> (N,) tensor`, combined with weights.
+"""GRPO rewards: the terms of one composite reward, each a small class with `__call__(samples) -> (N,) tensor`.
 
-- `ReReward`: RE-Reward's critique scores, r = w_L * logicality + w_A * accuracy + w_U * usefulness
+- `ReRewardTerm`: RE-Reward's critique scores, r = w_L * logicality + w_A * accuracy + w_U * usefulness
   (paper eq. 6 / 12), from any `RewardScorer` (`RewardClient` over HTTP or `LocalReward`).
-- `MosScoreReward`: verifiable score reward of the parsed text scores against MOS (IE-Critic-R1).
-- `FormatReward`: 1 if the critique has the required structure, else 0.
+- `MosScoreTerm`: verifiable score reward of the parsed text scores against MOS (IE-Critic-R1).
+- `FormatTerm`: 1 if the critique has the required structure, else 0.
 - `CompositeReward`: sum_k weight_k * reward_k, keeping every component for logging.
 
 `build_rewards(config, scorer)` builds a CompositeReward from a list of dicts such as
@@ -58,8 +58,8 @@ class RewardSample:
         return self.parsed.scores
 
 
-class Reward:
-    """Base of the reward components: `__call__` gives (N,) float32 rewards; `applies` says which count.
+class RewardTerm:
+    """Base of the terms of the composite reward: `__call__` gives (N,) float32 rewards; `applies` says which count.
 
     A component that does not apply to a sample (MOS reward without MOS) gives it 0 there, and
     its logged mean / std are taken over the samples it applies to only.
@@ -73,7 +73,7 @@ class Reward:
         return torch.ones(len(samples), dtype=torch.bool)
 
 
-class ReReward(Reward):
+class ReRewardTerm(RewardTerm):
     """RE-Reward score r = sum_k w_k * score_k over (logicality, accuracy, usefulness).
 
     weights: {dim: w}; None takes the scorer's own weighted `reward` (the server's weights).
@@ -86,7 +86,7 @@ class ReReward(Reward):
         if weights is not None:
             unknown, missing = sorted(set(weights) - set(CRITIQUE_DIMS)), sorted(set(CRITIQUE_DIMS) - set(weights))
             if unknown or missing:
-                raise ValueError(f"ReReward weights need exactly {CRITIQUE_DIMS}; unknown {unknown}, missing {missing}")
+                raise ValueError(f"ReRewardTerm weights need exactly {CRITIQUE_DIMS}; unknown {unknown}, missing {missing}")
         self.scorer = scorer
         self.weights = None if weights is None else {dim: float(weights[dim]) for dim in CRITIQUE_DIMS}
 
@@ -98,7 +98,7 @@ class ReReward(Reward):
         ]
         scores = self.scorer.score(items) if items else []
         if len(scores) != len(items):
-            raise RuntimeError(f"ReReward: scorer returned {len(scores)} results for {len(items)} critiques")
+            raise RuntimeError(f"ReRewardTerm: scorer returned {len(scores)} results for {len(items)} critiques")
         values = [self.combine(s.as_dict()) for s in scores]
         out = torch.full((len(samples),), min(values, default=0.0), dtype=torch.float32)
         out[written] = torch.tensor(values, dtype=torch.float32)
@@ -125,7 +125,7 @@ def mos_to_text_scale(mos: torch.Tensor, scale: str = "probit", score_range: tup
     return low + (high - low) * torch.special.ndtr(mos)
 
 
-class MosScoreReward(Reward):
+class MosScoreTerm(RewardTerm):
     """Verifiable score reward of the parsed final-assessment scores against MOS (IE-Critic-R1).
 
     With d_k = pred_k - mos_k on the text scale (`mos_to_text_scale`), averaged over the 3 dims:
@@ -147,9 +147,9 @@ class MosScoreReward(Reward):
         if kind not in MOS_KINDS:
             raise ValueError(f"unknown MOS reward kind {kind!r}; choose one of {MOS_KINDS}")
         if kind == "gaussian" and not (sigma and sigma > 0):
-            raise ValueError("MosScoreReward(kind='gaussian') needs sigma > 0")
+            raise ValueError("MosScoreTerm(kind='gaussian') needs sigma > 0")
         if kind == "laplace" and not (b and b > 0):
-            raise ValueError("MosScoreReward(kind='laplace') needs b > 0")
+            raise ValueError("MosScoreTerm(kind='laplace') needs b > 0")
         if mos_scale not in MOS_SCALES:
             raise ValueError(f"unknown mos_scale {mos_scale!r}; choose one of {MOS_SCALES}")
         self.kind, self.sigma, self.b, self.mos_scale = kind, sigma, b, mos_scale
@@ -176,7 +176,7 @@ class MosScoreReward(Reward):
         return out
 
 
-class FormatReward(Reward):
+class FormatTerm(RewardTerm):
     """1 if the critique parses into the required structure, else 0.
 
     require="structured": every dimension's observations section and all three final scores
@@ -185,7 +185,7 @@ class FormatReward(Reward):
 
     def __init__(self, require: str = "structured") -> None:
         if require not in ("structured", "parsed"):
-            raise ValueError(f"FormatReward require must be 'structured' or 'parsed', got {require!r}")
+            raise ValueError(f"FormatTerm require must be 'structured' or 'parsed', got {require!r}")
         self.require = require
 
     def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
@@ -193,7 +193,7 @@ class FormatReward(Reward):
 
 
 @dataclass
-class ComponentRewards:
+class TermValues:
     """One component's (N,) rewards, where it applies, and its weight in the total."""
 
     values: torch.Tensor
@@ -214,11 +214,11 @@ class ComponentRewards:
 
 
 @dataclass
-class RewardBreakdown:
+class CompositeRewardValues:
     """total: (N,) sum_k weight_k * values_k; components by name; the samples they were computed on."""
 
     total: torch.Tensor
-    components: dict[str, ComponentRewards] = field(default_factory=dict)
+    components: dict[str, TermValues] = field(default_factory=dict)
     samples: list[RewardSample] = field(default_factory=list)
 
     def metrics(self, prefix: str = "reward_") -> dict[str, float]:
@@ -230,9 +230,9 @@ class RewardBreakdown:
 
 
 class CompositeReward:
-    """Weighted sum of named components: `__call__(samples) -> RewardBreakdown`."""
+    """Weighted sum of named components: `__call__(samples) -> CompositeRewardValues`."""
 
-    def __init__(self, components: Sequence[tuple[str, float, Reward]]) -> None:
+    def __init__(self, components: Sequence[tuple[str, float, RewardTerm]]) -> None:
         if not components:
             raise ValueError("CompositeReward needs at least one component")
         names = [name for name, _, _ in components]
@@ -240,20 +240,20 @@ class CompositeReward:
             raise ValueError(f"reward component names must be unique, got {names}")
         self.components = [(name, float(weight), reward) for name, weight, reward in components]
 
-    def __call__(self, samples: Sequence[RewardSample]) -> RewardBreakdown:
+    def __call__(self, samples: Sequence[RewardSample]) -> CompositeRewardValues:
         total = torch.zeros(len(samples), dtype=torch.float32)
-        parts: dict[str, ComponentRewards] = {}
+        parts: dict[str, TermValues] = {}
         for name, weight, reward in self.components:
             values = reward(samples).float()
             applies = reward.applies(samples)
             if values.shape != (len(samples),):
                 raise RuntimeError(f"reward '{name}' returned shape {tuple(values.shape)} for {len(samples)} samples")
             total += weight * torch.where(applies, values, torch.zeros_like(values))
-            parts[name] = ComponentRewards(values=values, applies=applies, weight=weight)
-        return RewardBreakdown(total=total, components=parts, samples=list(samples))
+            parts[name] = TermValues(values=values, applies=applies, weight=weight)
+        return CompositeRewardValues(total=total, components=parts, samples=list(samples))
 
 
-REWARD_TYPES: dict[str, type[Reward]] = {"re_reward": ReReward, "mos": MosScoreReward, "format": FormatReward}
+REWARD_TYPES: dict[str, type[RewardTerm]] = {"re_reward": ReRewardTerm, "mos": MosScoreTerm, "format": FormatTerm}
 
 
 def build_rewards(config: Sequence[Mapping[str, Any]], scorer: RewardScorer | None = None) -> CompositeReward:

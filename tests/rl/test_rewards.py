@@ -9,9 +9,9 @@ from ie_eval.data.prompts import format_critique
 from ie_eval.data.records import MOS_DIMS
 from ie_eval.rl.rewards import (
     CompositeReward,
-    FormatReward,
-    MosScoreReward,
-    ReReward,
+    FormatTerm,
+    MosScoreTerm,
+    ReRewardTerm,
     RewardSample,
     build_rewards,
     mos_to_text_scale,
@@ -54,34 +54,34 @@ def test_mos_rewards_match_hand_computed_values():
         sample(critique([1, 1, 1])),  # no MOS
         sample("no final assessment here", mos=(0.0, 0.0, 0.0)),  # unparsable
     ]
-    l1 = MosScoreReward("l1")
+    l1 = MosScoreTerm("l1")
     assert l1(samples).tolist() == pytest.approx([1 - (1 / 4 + 0 + 2 / 4) / 3, 1.0, 0.0, 0.0])
     assert l1.applies(samples).tolist() == [True, True, False, True]
-    gaussian = MosScoreReward("gaussian", sigma=1.0)(samples)
+    gaussian = MosScoreTerm("gaussian", sigma=1.0)(samples)
     assert gaussian[0].item() == pytest.approx((math.exp(-0.5) + 1 + math.exp(-2)) / 3)
-    laplace = MosScoreReward("laplace", b=2.0)(samples)
+    laplace = MosScoreTerm("laplace", b=2.0)(samples)
     assert laplace[0].item() == pytest.approx((math.exp(-0.5) + 1 + math.exp(-1)) / 3)
     assert gaussian[1:].tolist() == laplace[1:].tolist() == [1.0, 0.0, 0.0]
 
 
 def test_mos_reward_on_the_text_scale_and_its_config_errors():
-    assert MosScoreReward("l1", mos_scale="text")([sample(critique([4, 3, 5]), mos=(2, 2, 2))]).item() == 0.5
+    assert MosScoreTerm("l1", mos_scale="text")([sample(critique([4, 3, 5]), mos=(2, 2, 2))]).item() == 0.5
     with pytest.raises(ValueError, match="sigma"):
-        MosScoreReward("gaussian")
+        MosScoreTerm("gaussian")
     with pytest.raises(ValueError, match="unknown MOS reward kind"):
-        MosScoreReward("l2")
+        MosScoreTerm("l2")
 
 
 def test_format_reward_requires_sections_and_scores():
     texts = [critique([3, 3, 3]), "[Final Assessment]\nVisual Quality: 3\nInstruction Alignment: 2\nContent Preservation: 1", "nothing"]
     samples = [sample(t) for t in texts]
-    assert FormatReward()(samples).tolist() == [1.0, 0.0, 0.0]
-    assert FormatReward("parsed")(samples).tolist() == [1.0, 1.0, 0.0]
+    assert FormatTerm()(samples).tolist() == [1.0, 0.0, 0.0]
+    assert FormatTerm("parsed")(samples).tolist() == [1.0, 1.0, 0.0]
 
 
 def test_composite_sums_weighted_components_and_logs_means_only_where_they_apply():
     samples = [sample(critique([4, 3, 5]), mos=(0.0, 0.0, 0.0)), sample(critique([1, 1, 1])), sample("garbage")]
-    result = CompositeReward([("mos", 2.0, MosScoreReward("l1")), ("format", 0.5, FormatReward())])(samples)
+    result = CompositeReward([("mos", 2.0, MosScoreTerm("l1")), ("format", 0.5, FormatTerm())])(samples)
     assert result.total.tolist() == pytest.approx([2 * 0.75 + 0.5, 0.5, 0.0])
     assert result.components["mos"].mean == pytest.approx(0.75)  # over the one sample with MOS
     assert result.components["format"].mean == pytest.approx(2 / 3)
@@ -94,26 +94,26 @@ def test_re_reward_weights_the_scorers_three_scores(local_reward, image_pair_fac
     texts = [critique([4, 3, 5]), critique([1, 2, 1]) + " The edit is poor."]
     samples = [sample(t, source=source, edited=edited) for t in texts]
     weights = {"logicality": 0.25, "accuracy": 0.5, "usefulness": 0.25}
-    rewards = ReReward(local_reward, weights)(samples)
+    rewards = ReRewardTerm(local_reward, weights)(samples)
     scores = local_reward.score([RewardItem(source, edited, "make the circle blue", t) for t in texts])
     expected = [0.25 * s.logicality + 0.5 * s.accuracy + 0.25 * s.usefulness for s in scores]
     torch.testing.assert_close(rewards, torch.tensor(expected), rtol=0, atol=1e-5)
     assert rewards[0] != rewards[1]  # different critiques, different rewards
-    server_weights = ReReward(local_reward)(samples)
+    server_weights = ReRewardTerm(local_reward)(samples)
     torch.testing.assert_close(server_weights, torch.tensor([s.reward for s in scores]), rtol=0, atol=1e-5)
 
 
 def test_re_reward_gives_blank_completions_the_batch_minimum(local_reward, image_pair_factory):
     source, edited = image_pair_factory()
     samples = [sample(t, source=source, edited=edited) for t in (critique([4, 3, 5]), "   ", critique([2, 2, 2]))]
-    rewards = ReReward(local_reward)(samples)
+    rewards = ReRewardTerm(local_reward)(samples)
     assert rewards[1] == min(rewards[0], rewards[2])
 
 
 def test_re_reward_propagates_scorer_failures(local_reward, tmp_path):
     missing = sample(critique([3, 3, 3]), source=tmp_path / "gone.png", edited=tmp_path / "gone2.png")
     with pytest.raises(RewardServerError, match="gone.png"):
-        ReReward(local_reward)([missing])
+        ReRewardTerm(local_reward)([missing])
     with pytest.raises(RewardServerError, match="gone.png"):
         build_rewards([{"name": "re_reward", "weight": 1.0}], local_reward)([missing])
 
@@ -128,7 +128,7 @@ def test_build_rewards_from_config(local_reward):
         local_reward,
     )
     assert [(n, w, type(r).__name__) for n, w, r in composite.components] == [
-        ("re_reward", 1.0, "ReReward"), ("mos_l1", 0.5, "MosScoreReward"), ("format", 0.1, "FormatReward")
+        ("re_reward", 1.0, "ReRewardTerm"), ("mos_l1", 0.5, "MosScoreTerm"), ("format", 0.1, "FormatTerm")
     ]
     assert composite.components[0][2].weights["accuracy"] == 0.5
 
