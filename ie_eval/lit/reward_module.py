@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
 
 from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import CRITIQUE_DIMS
-from ie_eval.lit.common import CollatorInputsMixin, as_config, plain
-from ie_eval.lit.optim import OptimConfig, build_optimizer, split_vision
+from ie_eval.lit.common import ScoringStageModule, as_config, plain
+from ie_eval.lit.optim import OptimConfig
 from ie_eval.losses.composite import RewardLoss, RewardLossConfig
 from ie_eval.metrics.correlation import ScoreCorrelations
 from ie_eval.models.adapters import AdapterConfig, adalora_orthogonal_penalty
@@ -19,7 +18,7 @@ from ie_eval.models.heads import HeadConfig
 from ie_eval.models.reward_model import DEFAULT_REWARD_WEIGHTS, RewardModel
 
 
-class RewardModule(CollatorInputsMixin, L.LightningModule):
+class RewardModule(ScoringStageModule):
     """Fits RE-Reward: scores (logicality, accuracy, usefulness) of a critique of an edit.
 
     Args:
@@ -95,29 +94,11 @@ class RewardModule(CollatorInputsMixin, L.LightningModule):
             self.model.backbone.base_model.update_and_allocate(step)
             self._allocated_step = step
 
-    def _evaluate(self, batch: dict[str, Any], stage: str, metrics: ScoreCorrelations) -> None:
+    def evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str, metrics: ScoreCorrelations) -> None:
         scores = self.model(batch)
         parts = self.loss_fn(scores, batch["critique_scores"])
         self.log(f"{stage}/loss", parts["loss"], batch_size=scores.shape[0])
         metrics.update(scores, batch["critique_scores"])
-
-    def _log_correlations(self, stage: str, metrics: ScoreCorrelations) -> None:
-        values = metrics.compute()
-        for name, value in values.items():
-            self.log(f"{stage}/{name}", value.float(), prog_bar=name == "mean_srcc")
-        metrics.reset()
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_correlations("val", self.val_metrics)
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_correlations("test", self.test_metrics)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         scores = self.model(batch)
@@ -127,10 +108,3 @@ class RewardModule(CollatorInputsMixin, L.LightningModule):
             "reward": self.model.weighted_reward(scores).cpu(),
             "target": batch["critique_scores"].cpu(),
         }
-
-    def configure_optimizers(self) -> dict:
-        language, vision = split_vision(self.model.backbone.named_parameters())
-        return build_optimizer(
-            language, self.model.head.parameters(), self.optim_config, int(self.trainer.estimated_stepping_batches),
-            vision_params=vision,
-        )

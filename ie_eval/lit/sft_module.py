@@ -16,8 +16,8 @@ import lightning as L
 import torch
 
 from ie_eval.data.records import MOS_DIMS
-from ie_eval.lit.common import CollatorInputsMixin, as_config, plain
-from ie_eval.lit.optim import OptimConfig, build_optimizer, split_vision
+from ie_eval.lit.common import ScoringStageModule, as_config, plain
+from ie_eval.lit.optim import OptimConfig
 from ie_eval.losses.sft import LOSS_TERMS, SFTLossConfig, sft_loss
 from ie_eval.metrics.critique import CritiqueMetrics
 from ie_eval.models.adapters import AdapterConfig
@@ -56,7 +56,7 @@ def total_optimizer_steps(trainer: L.Trainer) -> int:
     return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
 
-class SFTModule(CollatorInputsMixin, L.LightningModule):
+class SFTModule(ScoringStageModule):
     """Fits the dual-head critic: critique text (CE) + (visual quality, alignment, preservation) (Huber).
 
     Args:
@@ -65,6 +65,8 @@ class SFTModule(CollatorInputsMixin, L.LightningModule):
         pooling: prefill | score_anchor | mean (the head reads the prompt).
         head / loss / optim / generation: see the config dataclasses.
     """
+
+    progress_metrics = ("mean_srcc", "format_rate")
 
     def __init__(
         self,
@@ -143,7 +145,7 @@ class SFTModule(CollatorInputsMixin, L.LightningModule):
             return True
         return config.every_n_epochs > 0 and (self.current_epoch + 1) % config.every_n_epochs == 0
 
-    def _evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str, metrics: CritiqueMetrics) -> None:
+    def evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str, metrics: CritiqueMetrics) -> None:
         parts, outputs = self._losses(batch, LOSS_TERMS)
         size = outputs.scores.shape[0]
         self.log(f"{stage}/loss", parts["loss"], batch_size=size)
@@ -156,23 +158,6 @@ class SFTModule(CollatorInputsMixin, L.LightningModule):
                 result.parsed, batch["mos"], batch["mos_mask"], result.texts, batch["references"], batch.get("facts")
             )
 
-    def _log_metrics(self, stage: str, metrics: CritiqueMetrics) -> None:
-        for name, value in metrics.compute().items():
-            self.log(f"{stage}/{name}", value.float(), prog_bar=name in ("mean_srcc", "format_rate"))
-        metrics.reset()
-
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "val", self.val_metrics)
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_metrics("val", self.val_metrics)
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test", self.test_metrics)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_metrics("test", self.test_metrics)
-
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         result = self.model.critique(batch["generation"], self.generation_config.max_new_tokens)
         return {
@@ -180,9 +165,5 @@ class SFTModule(CollatorInputsMixin, L.LightningModule):
             "parsed_scores": [p.scores for p in result.parsed],
         }
 
-    def configure_optimizers(self) -> dict:
-        language, vision = split_vision(self.model.backbone.named_parameters())
-        return build_optimizer(
-            language, self.model.head.parameters(), self.optim_config, total_optimizer_steps(self.trainer),
-            vision_params=vision,
-        )
+    def total_steps(self) -> int:
+        return total_optimizer_steps(self.trainer)
