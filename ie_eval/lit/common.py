@@ -25,6 +25,12 @@ def plain(value: Any) -> Any:
     return asdict(value) if is_dataclass(value) else value
 
 
+def hyperparameters(**values: Any) -> dict[str, Any]:
+    """What a module saves as hyperparameters: its (coerced) config dataclasses as dicts, sequences as
+    lists, the rest as given, so a checkpoint reloads with `weights_only=True` and W&B shows every value."""
+    return {name: list(value) if isinstance(value, tuple) else plain(value) for name, value in values.items()}
+
+
 class ScoringStageModule(L.LightningModule):
     """What RE-Reward and critic-SFT training share: the wrapped model's processor and prompt suffix
     (the DataModule's collator reads them), the collator budget recorded in the model so its export

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ie_eval.data.collate import IGNORE_INDEX, model_inputs
 from ie_eval.data.pretrain.tasks import FALSE_WORD, TASKS, TRUE_WORD
-from ie_eval.lit.common import as_config, plain
+from ie_eval.lit.common import as_config, hyperparameters
 from ie_eval.lit.optim import OptimConfig, build_optimizer, split_vision
 from ie_eval.models.backbone import load_backbone
 
@@ -56,7 +56,7 @@ class PretrainModule(L.LightningModule):
     def __init__(self, backbone: str = "tiny-qwen3.5", backbone_kwargs: dict | None = None, optim: OptimConfig | None = None) -> None:
         super().__init__()
         self.optim_config = as_config(OptimConfig, optim)
-        self.save_hyperparameters({"backbone": backbone, "backbone_kwargs": backbone_kwargs, "optim": plain(self.optim_config)})
+        self.save_hyperparameters(hyperparameters(backbone=backbone, backbone_kwargs=backbone_kwargs, optim=self.optim_config))
         loaded = load_backbone(backbone, **(backbone_kwargs or {}))
         self.model, self.processor, self.family = loaded.model, loaded.processor, loaded.family
         self.register_buffer("verdict_ids", verdict_token_ids(self.processor.tokenizer), persistent=False)

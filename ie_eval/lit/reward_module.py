@@ -9,7 +9,7 @@ import torch
 
 from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import CRITIQUE_DIMS
-from ie_eval.lit.common import ScoringStageModule, as_config, plain
+from ie_eval.lit.common import ScoringStageModule, as_config, hyperparameters
 from ie_eval.lit.optim import OptimConfig
 from ie_eval.losses.composite import RewardLoss, RewardLossConfig
 from ie_eval.metrics.correlation import ScoreCorrelations
@@ -46,11 +46,11 @@ class RewardModule(ScoringStageModule):
         self.loss_config = as_config(RewardLossConfig, loss)
         self.optim_config = as_config(OptimConfig, optim)
         head_config = as_config(HeadConfig, head)
-        self.save_hyperparameters({
-            "backbone": backbone, "backbone_kwargs": backbone_kwargs, "adapter": plain(self.adapter_config),
-            "pooling": pooling, "marker": marker, "head": plain(head_config), "loss": plain(self.loss_config),
-            "optim": plain(self.optim_config), "reward_weights": list(reward_weights),
-        })
+        self.save_hyperparameters(hyperparameters(
+            backbone=backbone, backbone_kwargs=backbone_kwargs, adapter=self.adapter_config, pooling=pooling,
+            marker=marker, head=head_config, loss=self.loss_config, optim=self.optim_config,
+            reward_weights=list(reward_weights),
+        ))
         self.model = RewardModel.build(
             backbone, backbone_kwargs, adapter=self.adapter_config, pooling=pooling, marker=marker, head=head_config,
             dims=CRITIQUE_DIMS, reward_weights=reward_weights,

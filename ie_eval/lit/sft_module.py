@@ -16,7 +16,7 @@ import lightning as L
 import torch
 
 from ie_eval.data.records import MOS_DIMS
-from ie_eval.lit.common import ScoringStageModule, as_config, plain
+from ie_eval.lit.common import ScoringStageModule, as_config, hyperparameters
 from ie_eval.lit.optim import OptimConfig
 from ie_eval.losses.sft import LOSS_TERMS, SFTLossConfig, sft_loss
 from ie_eval.metrics.critique import CritiqueMetrics
@@ -87,11 +87,10 @@ class SFTModule(ScoringStageModule):
         self.optim_config = as_config(OptimConfig, optim)
         self.generation_config = as_config(GenerationConfig, generation)
         head_config = as_config(HeadConfig, head)
-        self.save_hyperparameters({
-            "backbone": backbone, "backbone_kwargs": backbone_kwargs, "adapter": plain(self.adapter_config),
-            "pooling": pooling, "head": plain(head_config), "loss": plain(self.loss_config),
-            "optim": plain(self.optim_config), "generation": plain(self.generation_config),
-        })
+        self.save_hyperparameters(hyperparameters(
+            backbone=backbone, backbone_kwargs=backbone_kwargs, adapter=self.adapter_config, pooling=pooling,
+            head=head_config, loss=self.loss_config, optim=self.optim_config, generation=self.generation_config,
+        ))
         self.model = CriticModel.build(
             backbone, backbone_kwargs, adapter=self.adapter_config, pooling=pooling, head=head_config, dims=MOS_DIMS
         )

@@ -28,9 +28,9 @@ from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.datamodule import blank_images
 from ie_eval.data.phased import record_facts
 from ie_eval.data.records import MOS_DIMS, EditRecord
-from ie_eval.lit.common import as_config, plain
+from ie_eval.lit.common import as_config, hyperparameters
 from ie_eval.lit.optim import OptimConfig, build_optimizer
-from ie_eval.losses.grpo import AGGREGATIONS, group_advantages, grpo_loss
+from ie_eval.losses.grpo import group_advantages, grpo_loss
 from ie_eval.losses.regression import huber_loss
 from ie_eval.metrics.correlation import ScoreCorrelations
 from ie_eval.metrics.factuality import Factuality
@@ -114,19 +114,15 @@ class GRPOModule(L.LightningModule):
         self.reward_source = as_config(RewardSourceConfig, reward_source)
         self.optim_config = as_config(OptimConfig, optim)
         self.reward_specs = list(rewards or [{"name": "re_reward", "weight": 1.0}])
-        if self.grpo.aggregation not in AGGREGATIONS:
-            raise ValueError(f"grpo.aggregation must be one of {AGGREGATIONS}, got '{self.grpo.aggregation}'")
         self.model = load_sft_policy(policy, self.adapter_config)
         self.prompt_budget = InputBudget.of(self.model.input_budget, **dict(prompts or {}))
-        self.save_hyperparameters({
-            "policy": str(policy), "adapter": plain(self.adapter_config), "grpo": plain(self.grpo),
-            "sampling": plain(self.sampling), "eval_sampling": plain(self.eval_sampling),
-            "eval_samples": self.eval_samples, "eval_seed": self.eval_seed,
-            "eval_blank_control": self.eval_blank_control, "rollout": rollout,
-            "rollout_options": dict(rollout_options or {}),
-            "reward_source": plain(self.reward_source), "rewards": self.reward_specs,
-            "optim": plain(self.optim_config), "prompts": self.prompt_budget.as_dict(),
-        })
+        self.save_hyperparameters(hyperparameters(
+            policy=str(policy), adapter=self.adapter_config, grpo=self.grpo, sampling=self.sampling,
+            eval_sampling=self.eval_sampling, eval_samples=self.eval_samples, eval_seed=self.eval_seed,
+            eval_blank_control=self.eval_blank_control, rollout=rollout, rollout_options=dict(rollout_options or {}),
+            reward_source=self.reward_source, rewards=self.reward_specs, optim=self.optim_config,
+            prompts=self.prompt_budget,
+        ))
         self.reference = ReferencePolicy(self.model)
         self.engine = build_rollout_engine(rollout, self.model, **dict(rollout_options or {}))
         self.collator = EditCollator(self.model.processor, task="critic", mode="generate",

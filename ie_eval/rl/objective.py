@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ie_eval.losses.grpo import AGGREGATIONS
 from ie_eval.rl.scorers import RewardUnavailableError
 
 
@@ -44,6 +45,10 @@ class GRPOConfig:
     kl_ratio_weighted: bool = False
     logprob_micro_batch: int | None = None
     log_sampling_gap: bool = False
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"grpo.aggregation must be one of {AGGREGATIONS}, got '{self.aggregation}'")
 
 
 def check_finite_rewards(total: torch.Tensor) -> None:
