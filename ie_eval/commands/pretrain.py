@@ -44,7 +44,7 @@ def export_dir(trainer) -> Path:
     raise ValueError("the pretraining config needs an ie_eval.lit.callbacks.ExportPretrained callback")
 
 
-def provenance(argv: Sequence[str], cli, report: dict, seconds: float) -> dict:
+def provenance(argv: Sequence[str], cli, report: dict, seconds: float, commit: str) -> dict:
     import torch
     import transformers
 
@@ -53,7 +53,7 @@ def provenance(argv: Sequence[str], cli, report: dict, seconds: float) -> dict:
     datamodule, trainer = cli.datamodule, cli.trainer
     return {
         "command": "ie-eval pretrain " + " ".join(argv),
-        "commit": git_commit(),
+        "commit": commit,  # of the code that trained, read before fitting
         "seed": int(datamodule.hparams.seed),
         "seed_streams": {"train": TRAIN_STREAM, "heldout": HELDOUT_STREAM, "benchmark_sources": 0},
         "task_mix": datamodule.mix_dict(),
@@ -85,12 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ie-eval pretrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--report-samples", type=int, default=500, help="held-out samples per task in the perception report")
     parser.add_argument("--preset", default=None, help="also install the export as this pretrained preset name")
-    args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, rest = parser.parse_known_args(argv)
 
     from ie_eval.commands.fit import build_cli
     from ie_eval.eval.perception import perception_report, report_table
     from ie_eval.models.backbone import load_backbone
 
+    commit = git_commit()
     cli = build_cli(rest, run=False)
     started = time.perf_counter()
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -104,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mix=cli.datamodule.mix, budget=cli.datamodule.budget,
     )
     (export / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    (export / PROVENANCE_FILE).write_text(json.dumps(provenance(rest, cli, report, seconds), indent=2) + "\n")
+    record = provenance(argv, cli, report, seconds, commit)
+    (export / PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nperception on {args.report_samples} held-out samples per task (greedy decoding)\n" + report_table(report))
     print(f"\nexport: {export}  (fit {seconds:.0f}s)")
     if args.preset:
