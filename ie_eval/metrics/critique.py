@@ -26,8 +26,8 @@ class FormatRate(Metric):
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, parsed: Sequence[bool]) -> None:
-        self.parsed += float(sum(bool(p) for p in parsed))
-        self.total += float(len(parsed))
+        self.parsed = self.parsed + float(sum(bool(p) for p in parsed))  # not in place: see Factuality.update
+        self.total = self.total + float(len(parsed))
 
     def compute(self) -> torch.Tensor:
         return self.parsed / self.total if self.total > 0 else torch.tensor(float("nan"), dtype=torch.float64)

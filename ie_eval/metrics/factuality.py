@@ -175,9 +175,11 @@ class Factuality(Metric):
         for text, row_facts in zip(texts, facts, strict=True):
             if row_facts:
                 counts = critique_factuality(text, row_facts, templates)
-                self.true += counts.true
-                self.false += counts.false
-                self.unverifiable += counts.unverifiable
+                # Not in place: states reset under `trainer.validate`'s inference mode are inference
+                # tensors, which a later validation inside `fit` may not modify in place.
+                self.true = self.true + counts.true
+                self.false = self.false + counts.false
+                self.unverifiable = self.unverifiable + counts.unverifiable
 
     def compute(self) -> dict[str, torch.Tensor]:
         checked, total = self.true + self.false, self.true + self.false + self.unverifiable

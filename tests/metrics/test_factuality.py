@@ -77,3 +77,19 @@ def test_agrees_with_the_benchmarks_own_claim_truth(synth_manifest, limit: int) 
         assert (counts.true, counts.false, counts.unverifiable) == (sum(holds), len(holds) - sum(holds), 0)
         falses += counts.false
     assert falses > 0
+
+
+def test_the_metric_keeps_counting_after_a_reset_under_inference_mode() -> None:
+    """`ie-eval grpo` validates (inference mode) before fitting, then validates again inside fit."""
+    import torch
+
+    from ie_eval.metrics.factuality import Factuality
+
+    metric = Factuality(templates=TEMPLATES)
+    text = critique("There is visible grain noise.", "The star is now blue.", "The rest of the content is unchanged.")
+    with torch.inference_mode():
+        metric.update([text], [FACTS])
+        metric.compute()
+        metric.reset()
+    metric.update([text], [FACTS])
+    assert float(metric.compute()["factuality"]) == pytest.approx(2 / 3)
