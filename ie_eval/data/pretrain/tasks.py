@@ -128,11 +128,7 @@ def world_scene(rng: np.random.Generator, mix: TaskMix) -> Scene:
 
 
 def describe_sample(rng: np.random.Generator, mix: TaskMix) -> PretrainSample:
-    scene = world_scene(rng, mix)
-    look = CLEAN_LOOK
-    if rng.random() < mix.look_probability:
-        look = LOOKS[1 + int(rng.integers(len(LOOKS) - 1))]
-    image = apply_look(render_scene(scene, mix.image_size), look, rng)
+    scene, look, image = looked_scene(rng, mix)
     answer = describe_scene(scene, look)
     return PretrainSample("", "describe", (image,), describe_messages(), answer, {"scene": scene, "look": look})
 
@@ -249,18 +245,23 @@ def image_claims(scene: Scene, look: str, rng: np.random.Generator) -> list[tupl
     return claims
 
 
-def verify_image_sample(rng: np.random.Generator, mix: TaskMix) -> PretrainSample:
+def looked_scene(rng: np.random.Generator, mix: TaskMix) -> tuple[Scene, str, np.ndarray]:
+    """A single-image world scene, its global look (clean, or one of LOOKS with `look_probability`)
+    and the rendered image with that look applied."""
     scene = world_scene(rng, mix)
     look = CLEAN_LOOK
     if rng.random() < mix.look_probability:
         look = LOOKS[1 + int(rng.integers(len(LOOKS) - 1))]
-    image = apply_look(render_scene(scene, mix.image_size), look, rng)
+    return scene, look, apply_look(render_scene(scene, mix.image_size), look, rng)
+
+
+def verify_image_sample(rng: np.random.Generator, mix: TaskMix) -> PretrainSample:
+    scene, look, image = looked_scene(rng, mix)
     picked = balanced_pick(image_claims(scene, look, rng), int(rng.integers(1, mix.max_claims + 1)), rng)
     texts, labels = [t for t, _ in picked], [label for _, label in picked]
     messages = verify_messages(texts, None)
     truth = {"claims": texts, "labels": labels, "scene": scene, "look": look}
     return PretrainSample("", "verify_image", (image,), messages, verify_answer(labels), truth)
-
 
 
 def image_questions(scene: Scene, look: str, rng: np.random.Generator) -> list[tuple[str, str]]:
@@ -286,11 +287,7 @@ def image_questions(scene: Scene, look: str, rng: np.random.Generator) -> list[t
 
 
 def ask_image_sample(rng: np.random.Generator, mix: TaskMix) -> PretrainSample:
-    scene = world_scene(rng, mix)
-    look = CLEAN_LOOK
-    if rng.random() < mix.look_probability:
-        look = LOOKS[1 + int(rng.integers(len(LOOKS) - 1))]
-    image = apply_look(render_scene(scene, mix.image_size), look, rng)
+    scene, look, image = looked_scene(rng, mix)
     pool = image_questions(scene, look, rng)
     count = min(len(pool), int(rng.integers(1, mix.max_claims + 1)))
     picked = [pool[int(i)] for i in rng.permutation(len(pool))[:count]]
