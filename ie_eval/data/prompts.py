@@ -122,18 +122,14 @@ def judge_messages(instruction: str, dims: Sequence[str], critique: str | None =
 
 
 # --- vision-language pretraining on the synthetic world (ie_eval.data.pretrain) ----------------
+def _one_image_content(task: str) -> list[dict]:
+    """User content: one labelled image, then the task text."""
+    return [{"type": "text", "text": "Image:"}, {"type": "image"}, {"type": "text", "text": f"\n{task}"}]
+
+
 def describe_messages() -> list[dict]:
     """One image -> its objects, background and look."""
-    return [
-        {
-            "role": "user",
-            "content": [
-                {"type": "text", "text": "Image:"},
-                {"type": "image"},
-                {"type": "text", "text": "\nDescribe the image: objects, background and look."},
-            ],
-        }
-    ]
+    return [{"role": "user", "content": _one_image_content("Describe the image: objects, background and look.")}]
 
 
 def change_messages(instruction: str) -> list[dict]:
@@ -152,8 +148,7 @@ def verify_messages(claims: Sequence[str], instruction: str | None) -> list[dict
         listed = "\n".join(f"{i + 1}. {claim}." for i, claim in enumerate(claims))
         question = f"Claims:\n{listed}\nAnswer true or false for each claim."
     if instruction is None:
-        content = [{"type": "text", "text": "Image:"}, {"type": "image"}, {"type": "text", "text": f"\n{question}"}]
-        return [{"role": "user", "content": content}]
+        return [{"role": "user", "content": _one_image_content(question)}]
     return [{"role": "user", "content": _image_pair_content(f"Edit instruction: {_clean(instruction)}\n{question}")}]
 
 
@@ -166,5 +161,4 @@ def ask_messages(questions: Sequence[str]) -> list[dict]:
     else:
         listed = "\n".join(f"{i + 1}. {q}?" for i, q in enumerate(questions))
         text = f"Questions:\n{listed}\nAnswer each briefly."
-    content = [{"type": "text", "text": "Image:"}, {"type": "image"}, {"type": "text", "text": f"\n{text}"}]
-    return [{"role": "user", "content": content}]
+    return [{"role": "user", "content": _one_image_content(text)}]

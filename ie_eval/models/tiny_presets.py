@@ -161,23 +161,15 @@ def _qwen2_5_vl_config(preset: TinyPreset, ids: dict[str, int]) -> PretrainedCon
     }
     if preset.head_dim * preset.num_attention_heads != preset.hidden_size:
         raise ValueError(f"{preset.name}: qwen2.5-vl needs head_dim * num_attention_heads == hidden_size")
-    vision = {
-        "depth": preset.vision_depth,
-        "hidden_size": preset.vision_hidden_size,
-        "intermediate_size": preset.vision_intermediate_size,
-        "num_heads": preset.vision_num_heads,
-        "patch_size": preset.patch_size,
-        "spatial_merge_size": preset.spatial_merge_size,
-        "temporal_patch_size": preset.temporal_patch_size,
-        "out_hidden_size": preset.hidden_size,
+    vision = _vision_tower(preset) | {
         "window_size": preset.patch_size * preset.spatial_merge_size * 4,
         "fullatt_block_indexes": [preset.vision_depth - 1],
     }
     return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **_multimodal_ids(ids))
 
 
-def _qwen3_vision(preset: TinyPreset) -> dict[str, object]:
-    """Vision-tower fields shared by Qwen3-VL and Qwen3.5 (learned position grid of 16x16)."""
+def _vision_tower(preset: TinyPreset) -> dict[str, object]:
+    """Vision-tower fields every family's config takes alike."""
     return {
         "depth": preset.vision_depth,
         "hidden_size": preset.vision_hidden_size,
@@ -187,8 +179,12 @@ def _qwen3_vision(preset: TinyPreset) -> dict[str, object]:
         "spatial_merge_size": preset.spatial_merge_size,
         "temporal_patch_size": preset.temporal_patch_size,
         "out_hidden_size": preset.hidden_size,
-        "num_position_embeddings": 256,
     }
+
+
+def _qwen3_vision(preset: TinyPreset) -> dict[str, object]:
+    """Vision-tower fields shared by Qwen3-VL and Qwen3.5 (learned position grid of 16x16)."""
+    return _vision_tower(preset) | {"num_position_embeddings": 256}
 
 
 def _qwen3_vl_config(preset: TinyPreset, ids: dict[str, int]) -> PretrainedConfig:
