@@ -65,3 +65,13 @@ def test_ranks_take_turns_on_one_stream_so_their_prompts_differ_and_keep_the_mix
         assert first == single[2 * step] and second == single[2 * step + 1]
         assert sum(i < 100 for i in first) == sum(i < 100 for i in second) == 2
     assert set(sum(ranks[0] + ranks[1], [])) >= set(labeled)  # the epoch still covers the larger pool
+
+
+def test_a_ddp_trainer_that_would_inject_a_sampler_is_refused_by_name(synth_manifest) -> None:
+    import lightning as L
+
+    data = PromptDataModule(str(synth_manifest), prompts_per_step=2)
+    data.setup("fit")
+    data.trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match="use_distributed_sampler: false"):
+        data.train_dataloader()
