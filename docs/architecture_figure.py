@@ -31,7 +31,7 @@ GRPO_STEP = [
     ("prompts\n(7:3 MOS:pure)", "rl/prompt_data.py"),
     ("G critiques\nper prompt", "rl/rollout/hf.py\nrl/rollout/vllm.py"),
     ("reward terms", "rl/rewards.py"),
-    ("RE-Reward", "rl/scorers.py\nserve/"),
+    ("RE-Reward", "serve/scoring.py\n(or serve/client.py)"),
     ("group\nadvantages", "losses/grpo.py"),
     ("clip + KL\n+ aux Huber", "losses/grpo.py\nrollout/logprobs.py"),
     ("optimizer step", "rl/grpo_module.py"),

@@ -138,15 +138,21 @@ def change_messages(instruction: str) -> list[dict]:
     return [{"role": "user", "content": _image_pair_content(task)}]
 
 
+def _one_or_numbered(items: Sequence[str], empty_error: str, *, one: str, many: str, item: str) -> str:
+    """`one` around a single item, else `many` around the items numbered 1., 2., ... (each formatted by `item`)."""
+    if not items:
+        raise ValueError(empty_error)
+    if len(items) == 1:
+        return one.format(items[0])
+    return many.format("\n".join(f"{i + 1}. {item.format(text)}" for i, text in enumerate(items)))
+
+
 def verify_messages(claims: Sequence[str], instruction: str | None) -> list[dict]:
     """Claims about an edit (with `instruction`: two images) or about one image -> true / false each."""
-    if not claims:
-        raise ValueError("verify_messages: no claims")
-    if len(claims) == 1:
-        question = f"Claim: {claims[0]}.\nIs the claim true? Answer true or false."
-    else:
-        listed = "\n".join(f"{i + 1}. {claim}." for i, claim in enumerate(claims))
-        question = f"Claims:\n{listed}\nAnswer true or false for each claim."
+    question = _one_or_numbered(
+        claims, "verify_messages: no claims", one="Claim: {}.\nIs the claim true? Answer true or false.",
+        many="Claims:\n{}\nAnswer true or false for each claim.", item="{}.",
+    )
     if instruction is None:
         return [{"role": "user", "content": _one_image_content(question)}]
     return [{"role": "user", "content": _image_pair_content(f"Edit instruction: {_clean(instruction)}\n{question}")}]
@@ -154,11 +160,8 @@ def verify_messages(claims: Sequence[str], instruction: str | None) -> list[dict
 
 def ask_messages(questions: Sequence[str]) -> list[dict]:
     """One image + questions that each look one thing up in it -> short answers."""
-    if not questions:
-        raise ValueError("ask_messages: no questions")
-    if len(questions) == 1:
-        text = f"Question: {questions[0]}?\nAnswer briefly."
-    else:
-        listed = "\n".join(f"{i + 1}. {q}?" for i, q in enumerate(questions))
-        text = f"Questions:\n{listed}\nAnswer each briefly."
+    text = _one_or_numbered(
+        questions, "ask_messages: no questions", one="Question: {}?\nAnswer briefly.",
+        many="Questions:\n{}\nAnswer each briefly.", item="{}?",
+    )
     return [{"role": "user", "content": _one_image_content(text)}]

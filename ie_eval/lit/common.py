@@ -9,6 +9,8 @@ import lightning as L
 
 from ie_eval.data.collate import InputBudget
 from ie_eval.lit.optim import OptimConfig, build_optimizer, split_vision
+from ie_eval.models.adapters import AdapterConfig
+from ie_eval.models.heads import HeadConfig
 
 ConfigT = TypeVar("ConfigT")
 
@@ -37,21 +39,53 @@ class ScoringStageModule(L.LightningModule):
     carries it, validation / test wired to `evaluate` with one metric collection per stage, and
     AdamW + warmup-cosine over backbone, head and vision tower.
 
-    A subclass sets `model`, `optim_config`, `val_metrics` / `test_metrics` (torchmetrics with
+    Args (shared by both stages; a subclass passes them on as ``**scoring``):
+        backbone: tiny preset name, hub id or local path.
+        backbone_kwargs: dtype, attn_implementation, gradient_checkpointing, seed, preset overrides.
+        adapter / head / optim: see the config dataclasses.
+        pooling: which hidden state the head reads (see `models.pooling`).
+
+    A subclass builds `model` with `build_model`, saves its hyperparameters with
+    `save_stage_hyperparameters`, sets `val_metrics` / `test_metrics` (torchmetrics with
     `compute` / `reset`) and implements `evaluate(batch, batch_idx, stage, metrics)`.
     """
 
     model: Any
-    optim_config: OptimConfig
     progress_metrics: tuple[str, ...] = ("mean_srcc",)
 
-    @property
-    def processor(self) -> Any:
-        return self.model.processor
+    def __init__(
+        self,
+        *,
+        backbone: str = "tiny-qwen3.5",
+        backbone_kwargs: dict | None = None,
+        adapter: AdapterConfig | None = None,
+        pooling: str = "prefill",
+        head: HeadConfig | None = None,
+        optim: OptimConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.backbone_name, self.backbone_kwargs, self.pooling = backbone, backbone_kwargs, pooling
+        self.adapter_config = as_config(AdapterConfig, adapter)
+        self.head_config = as_config(HeadConfig, head)
+        self.optim_config = as_config(OptimConfig, optim)
 
-    @property
-    def prompt_suffix(self) -> str:
-        return self.model.prompt_suffix
+    def save_stage_hyperparameters(self, **stage: Any) -> None:
+        """Save the shared arguments and the stage's own (`stage`) as checkpoint / W&B hyperparameters."""
+        self.save_hyperparameters(hyperparameters(
+            backbone=self.backbone_name, backbone_kwargs=self.backbone_kwargs, adapter=self.adapter_config,
+            pooling=self.pooling, head=self.head_config, optim=self.optim_config, **stage,
+        ))
+
+    def build_model(self, model_class: Any, **model_kwargs: Any) -> Any:
+        """`model_class.build` on the shared backbone, adapter, pooling and head (`model_kwargs`: the rest).
+
+        The DataModule's collator reads `processor` and `prompt_suffix` off the module."""
+        model = model_class.build(
+            self.backbone_name, self.backbone_kwargs, adapter=self.adapter_config, pooling=self.pooling,
+            head=self.head_config, **model_kwargs,
+        )
+        self.processor, self.prompt_suffix = model.processor, model.prompt_suffix
+        return model
 
     def on_fit_start(self) -> None:
         hparams = getattr(getattr(self.trainer, "datamodule", None), "hparams", {})

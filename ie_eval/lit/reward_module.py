@@ -9,12 +9,10 @@ import torch
 
 from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import CRITIQUE_DIMS
-from ie_eval.lit.common import ScoringStageModule, as_config, hyperparameters
-from ie_eval.lit.optim import OptimConfig
+from ie_eval.lit.common import ScoringStageModule, as_config
 from ie_eval.losses.composite import RewardLoss, RewardLossConfig
 from ie_eval.metrics.correlation import ScoreCorrelations
-from ie_eval.models.adapters import AdapterConfig, adalora_orthogonal_penalty
-from ie_eval.models.heads import HeadConfig
+from ie_eval.models.adapters import adalora_orthogonal_penalty
 from ie_eval.models.reward_model import DEFAULT_REWARD_WEIGHTS, RewardModel
 
 
@@ -22,40 +20,24 @@ class RewardModule(ScoringStageModule):
     """Fits RE-Reward: scores (logicality, accuracy, usefulness) of a critique of an edit.
 
     Args:
-        backbone: tiny preset name, hub id or local path.
-        backbone_kwargs: dtype, attn_implementation, gradient_checkpointing, seed, preset overrides.
-        adapter / head / loss / optim: see the config dataclasses.
-        pooling: prefill | score_anchor | marker | mean; marker: text for `marker` pooling.
+        marker: text for `marker` pooling.
+        loss: see RewardLossConfig.
         reward_weights: weights of the scalar reward (serving, GRPO).
+        scoring: backbone, backbone_kwargs, adapter, pooling, head, optim (see ScoringStageModule).
     """
 
     def __init__(
         self,
-        backbone: str = "tiny-qwen3.5",
-        backbone_kwargs: dict | None = None,
-        adapter: AdapterConfig | None = None,
-        pooling: str = "prefill",
         marker: str = FINAL_ASSESSMENT,
-        head: HeadConfig | None = None,
         loss: RewardLossConfig | None = None,
-        optim: OptimConfig | None = None,
         reward_weights: Sequence[float] = DEFAULT_REWARD_WEIGHTS,
+        **scoring: Any,
     ) -> None:
-        super().__init__()
-        self.adapter_config = as_config(AdapterConfig, adapter)
+        super().__init__(**scoring)
         self.loss_config = as_config(RewardLossConfig, loss)
-        self.optim_config = as_config(OptimConfig, optim)
-        head_config = as_config(HeadConfig, head)
-        self.save_hyperparameters(hyperparameters(
-            backbone=backbone, backbone_kwargs=backbone_kwargs, adapter=self.adapter_config, pooling=pooling,
-            marker=marker, head=head_config, loss=self.loss_config, optim=self.optim_config,
-            reward_weights=list(reward_weights),
-        ))
-        self.model = RewardModel.build(
-            backbone, backbone_kwargs, adapter=self.adapter_config, pooling=pooling, marker=marker, head=head_config,
-            dims=CRITIQUE_DIMS, reward_weights=reward_weights,
-        )
-        self.loss_fn = RewardLoss.from_config(self.loss_config, num_dims=len(CRITIQUE_DIMS))
+        self.save_stage_hyperparameters(marker=marker, loss=self.loss_config, reward_weights=list(reward_weights))
+        self.model = self.build_model(RewardModel, marker=marker, dims=CRITIQUE_DIMS, reward_weights=reward_weights)
+        self.loss_fn = RewardLoss(self.loss_config, num_dims=len(CRITIQUE_DIMS))
         self.val_metrics = ScoreCorrelations(CRITIQUE_DIMS)
         self.test_metrics = ScoreCorrelations(CRITIQUE_DIMS)
         self._allocated_step = -1

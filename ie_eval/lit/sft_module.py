@@ -16,13 +16,10 @@ import lightning as L
 import torch
 
 from ie_eval.data.records import MOS_DIMS
-from ie_eval.lit.common import ScoringStageModule, as_config, hyperparameters
-from ie_eval.lit.optim import OptimConfig
+from ie_eval.lit.common import ScoringStageModule, as_config
 from ie_eval.losses.sft import LOSS_TERMS, SFTLossConfig, sft_loss
 from ie_eval.metrics.critique import CritiqueMetrics
-from ie_eval.models.adapters import AdapterConfig
 from ie_eval.models.critic import CriticModel
-from ie_eval.models.heads import HeadConfig
 
 
 @dataclass
@@ -60,40 +57,24 @@ class SFTModule(ScoringStageModule):
     """Fits the dual-head critic: critique text (CE) + (visual quality, alignment, preservation) (Huber).
 
     Args:
-        backbone / backbone_kwargs: as RewardModule (tiny preset name, hub id or local path).
-        adapter: lora / qlora / full / frozen (+ include_vision for the vision tower and merger).
-        pooling: prefill | score_anchor | mean (the head reads the prompt).
-        head / loss / optim / generation: see the config dataclasses.
+        loss / generation: see SFTLossConfig, GenerationConfig.
+        scoring: backbone, backbone_kwargs, adapter (lora / qlora / full / frozen, + include_vision),
+            pooling (prefill | score_anchor | mean: the head reads the prompt), head, optim
+            (see ScoringStageModule).
     """
 
     progress_metrics = ("mean_srcc", "format_rate")
 
     def __init__(
-        self,
-        backbone: str = "tiny-qwen3.5",
-        backbone_kwargs: dict | None = None,
-        adapter: AdapterConfig | None = None,
-        pooling: str = "prefill",
-        head: HeadConfig | None = None,
-        loss: SFTLossConfig | None = None,
-        optim: OptimConfig | None = None,
-        generation: GenerationConfig | None = None,
+        self, loss: SFTLossConfig | None = None, generation: GenerationConfig | None = None, **scoring: Any
     ) -> None:
-        super().__init__()
-        self.adapter_config = as_config(AdapterConfig, adapter)
+        super().__init__(**scoring)
         if self.adapter_config.kind == "adalora":
             raise ValueError("critic SFT uses adapter kind lora, qlora, full or frozen (paper: QLoRA), not adalora")
         self.loss_config = as_config(SFTLossConfig, loss)
-        self.optim_config = as_config(OptimConfig, optim)
         self.generation_config = as_config(GenerationConfig, generation)
-        head_config = as_config(HeadConfig, head)
-        self.save_hyperparameters(hyperparameters(
-            backbone=backbone, backbone_kwargs=backbone_kwargs, adapter=self.adapter_config, pooling=pooling,
-            head=head_config, loss=self.loss_config, optim=self.optim_config, generation=self.generation_config,
-        ))
-        self.model = CriticModel.build(
-            backbone, backbone_kwargs, adapter=self.adapter_config, pooling=pooling, head=head_config, dims=MOS_DIMS
-        )
+        self.save_stage_hyperparameters(loss=self.loss_config, generation=self.generation_config)
+        self.model = self.build_model(CriticModel, dims=MOS_DIMS)
         self.val_metrics = CritiqueMetrics(MOS_DIMS)
         self.test_metrics = CritiqueMetrics(MOS_DIMS)
 

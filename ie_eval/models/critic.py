@@ -22,12 +22,10 @@ import torch
 
 from ie_eval.data.collate import END_OF_TURN, model_inputs, pad_id
 from ie_eval.data.critique_format import ParsedCritique, parse_critique
-from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import MOS_DIMS
 from ie_eval.losses.sft import critique_token_positions
 from ie_eval.models.adapters import VISION_PROJECTIONS
 from ie_eval.models.backbone import Backbone
-from ie_eval.models.heads import HeadConfig
 from ie_eval.models.reward_model import RewardModel
 
 CRITIC_CONFIG_NAME = "critic_config.json"
@@ -74,17 +72,17 @@ class CriticModel(RewardModel):
         self,
         backbone: Backbone,
         pooling: str = "prefill",
-        marker: str = FINAL_ASSESSMENT,
-        head: HeadConfig | None = None,
+        *,
         dims: Sequence[str] = MOS_DIMS,
         reward_weights: Sequence[float] = OVERALL_WEIGHTS,
-        backbone_spec: dict | None = None,
+        **rest: Any,
     ) -> None:
+        """As RewardModel (`rest`: marker, head, backbone_spec), on the MOS dims and a prompt-reading pooling."""
         if pooling not in CRITIC_POOLINGS:
             raise ValueError(
                 f"critic pooling '{pooling}' is not supported; the head reads the prompt: choose one of {CRITIC_POOLINGS}"
             )
-        super().__init__(backbone, pooling, marker, head, dims, reward_weights, backbone_spec)
+        super().__init__(backbone, pooling, dims=dims, reward_weights=reward_weights, **rest)
         tokenizer = self.processor.tokenizer
         end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN) if END_OF_TURN in tokenizer.get_vocab() else None
         generation_eos = self.backbone.generation_config.eos_token_id

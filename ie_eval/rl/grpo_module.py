@@ -132,14 +132,13 @@ class GRPOModule(L.LightningModule):
         self.val_factuality = Factuality()
         self.val_blank_factuality = Factuality()
         self.rewards = None  # built in setup: a reward client is not part of the module's state
-        self.reward_scorer = None
 
     # --- setup --------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if self.rewards is None:
             uses_re_reward = any(spec.get("type", spec.get("name")) == "re_reward" for spec in self.reward_specs)
-            self.reward_scorer = build_scorer(self.reward_source) if uses_re_reward else None
-            self.rewards = build_rewards(self.reward_specs, self.reward_scorer)
+            scorer = build_scorer(self.reward_source) if uses_re_reward else None
+            self.rewards = build_rewards(self.reward_specs, scorer, guard=self.reward_source)
 
     def configure_optimizers(self) -> dict:
         head_ids = {id(p) for p in self.model.head.parameters()}
@@ -280,6 +279,7 @@ class GRPOModule(L.LightningModule):
         lengths = rollouts.lengths.float()
         values = {
             **rewards.metrics(prefix="train/reward_"),
+            "train/reward_refused_items": self.rewards.refused_items(),  # since the run (re)started
             "train/response_length": lengths.mean(), "train/response_length_max": lengths.max(),
             **{f"train/{k}": v for k, v in stats.items()},
             **{f"time/{k}_s": v for k, v in timer.seconds.items()},

@@ -1,7 +1,8 @@
 """GRPO rewards: the terms of one composite reward, each a small class with `__call__(samples) -> (N,) tensor`.
 
 - `ReRewardTerm`: RE-Reward's critique scores, r = w_L * logicality + w_A * accuracy + w_U * usefulness
-  (paper eq. 6 / 12), from any `RewardScorer` (`RewardClient` over HTTP or `LocalReward`).
+  (paper eq. 6 / 12), from any `RewardScorer` (`RewardScoring` in-process or `RewardClient` over
+  HTTP), with GRPO's one retry layer.
 - `MosScoreTerm`: verifiable score reward of the parsed text scores against MOS (IE-Critic-R1).
 - `FormatTerm`: 1 if the critique has the required structure, else 0.
 - `CompositeReward`: sum_k weight_k * reward_k, keeping every component for logging.
@@ -13,9 +14,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -23,7 +26,10 @@ import torch
 from ie_eval.data.critique_format import ParsedCritique, parse_critique
 from ie_eval.data.prompts import SCORE_RANGE
 from ie_eval.data.records import CRITIQUE_DIMS, EditRecord
-from ie_eval.serve.base import ImageLike, RewardItem, RewardScorer
+from ie_eval.rl.scorers import RewardUnavailableError, ScoringGuard, check_scores, refused_item
+from ie_eval.serve.base import ImageLike, RewardItem, RewardScorer, RewardScores, RewardServerError
+
+log = logging.getLogger(__name__)
 
 MOS_KINDS: tuple[str, ...] = ("l1", "gaussian", "laplace")
 MOS_SCALES: tuple[str, ...] = ("probit", "text")
@@ -74,21 +80,28 @@ class RewardTerm:
 
 
 class ReRewardTerm(RewardTerm):
-    """RE-Reward score r = sum_k w_k * score_k over (logicality, accuracy, usefulness).
+    """RE-Reward score r = sum_k w_k * score_k over (logicality, accuracy, usefulness), from a `RewardScorer`
+    (`RewardScoring` in-process or `RewardClient` over HTTP), through GRPO's one retry layer.
 
     weights: {dim: w}; None takes the scorer's own weighted `reward` (the server's weights).
-    A scorer failure (`RewardServerError`) propagates: no partial or zero rewards are invented.
-    A blank completion cannot be scored (scorers refuse blank critiques); it gets the lowest
-    reward of the batch, so it is never preferred over a written critique (0 if all are blank).
+    guard: retries within a deadline, critique truncation, and the penalty of an item the scorer
+    still refuses (HTTP 4xx naming `items.<i>`); the HTTP client itself makes one attempt per call.
+    Every other failure raises `RewardUnavailableError` naming its cause: no partial or zero
+    rewards are invented. A blank completion cannot be scored (scorers refuse blank critiques);
+    it gets the lowest reward of the batch, so it is never preferred over a written critique.
     """
 
-    def __init__(self, scorer: RewardScorer, weights: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self, scorer: RewardScorer, weights: Mapping[str, float] | None = None, guard: ScoringGuard | None = None
+    ) -> None:
         if weights is not None:
             unknown, missing = sorted(set(weights) - set(CRITIQUE_DIMS)), sorted(set(CRITIQUE_DIMS) - set(weights))
             if unknown or missing:
                 raise ValueError(f"ReRewardTerm weights need exactly {CRITIQUE_DIMS}; unknown {unknown}, missing {missing}")
         self.scorer = scorer
         self.weights = None if weights is None else {dim: float(weights[dim]) for dim in CRITIQUE_DIMS}
+        self.guard = guard or ScoringGuard()
+        self.refused_items = 0  # items scored with the penalty since construction
 
     def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
         written = [i for i, s in enumerate(samples) if s.completion.strip()]
@@ -96,10 +109,7 @@ class ReRewardTerm(RewardTerm):
             RewardItem(samples[i].source_image, samples[i].edited_image, samples[i].instruction, samples[i].completion)
             for i in written
         ]
-        scores = self.scorer.score(items) if items else []
-        if len(scores) != len(items):
-            raise RuntimeError(f"ReRewardTerm: scorer returned {len(scores)} results for {len(items)} critiques")
-        values = [self.combine(s.as_dict()) for s in scores]
+        values = [self.combine(s.as_dict()) for s in self.score(items)]
         out = torch.full((len(samples),), min(values, default=0.0), dtype=torch.float32)
         out[written] = torch.tensor(values, dtype=torch.float32)
         return out
@@ -108,6 +118,62 @@ class ReRewardTerm(RewardTerm):
         if self.weights is None:
             return float(scores["reward"])
         return sum(w * float(scores[dim]) for dim, w in self.weights.items())
+
+    def score(self, items: Sequence[RewardItem]) -> list[RewardScores]:
+        """One finite `RewardScores` per item (refused items: the penalty), or `RewardUnavailableError`."""
+        guard = self.guard
+        deadline = time.monotonic() + guard.deadline_s
+        sendable = [replace(i, critique=i.critique[: guard.max_critique_chars]) for i in items]
+        results: list[RewardScores | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        while pending:
+            try:
+                scores = self.call_scorer(deadline, [sendable[i] for i in pending])
+            except RewardUnavailableError:
+                raise
+            except RewardServerError as err:
+                index = refused_item(err, len(pending))
+                if index is None:
+                    raise RewardUnavailableError(f"the reward model refused the request: {err}", "refused",
+                                                 err.status, err.field) from err
+                refused = pending.pop(index)
+                log.warning("reward server refused item %d (%s); scoring it %s", refused, err, guard.refused_penalty)
+                value = guard.refused_penalty
+                results[refused] = RewardScores(value, value, value, value)
+                self.refused_items += 1
+                continue
+            check_scores(scores, len(pending))
+            for position, score in zip(pending, scores, strict=True):
+                results[position] = score
+            pending = []
+        return [r for r in results if r is not None]
+
+    def call_scorer(self, deadline: float, items: list[RewardItem]) -> list[RewardScores]:
+        """The scorer, retried on failures other than a refusal, within `attempts` and the deadline."""
+        guard = self.guard
+        last: RewardServerError | None = None
+        for attempt in range(1, guard.attempts + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                if hasattr(self.scorer, "score_within"):
+                    return self.scorer.score_within(items, remaining)
+                return self.scorer.score(items)
+            except RewardServerError as err:
+                if err.status is not None and 400 <= err.status < 500:
+                    raise
+                if err.cause is not None:  # an answer came back, and it is wrong: retrying will not fix it
+                    raise RewardUnavailableError(str(err), err.cause, err.status, err.field) from err
+                last = err
+                log.warning("reward scoring failed (attempt %d/%d): %s", attempt, guard.attempts, err)
+                pause = min(guard.backoff_s * 2 ** (attempt - 1), max(0.0, deadline - time.monotonic()))
+                if attempt < guard.attempts and pause > 0:
+                    time.sleep(pause)
+        raise RewardUnavailableError(
+            f"no rewards within {guard.attempts} attempts / deadline_s={guard.deadline_s}; last error: {last}",
+            "unreachable", getattr(last, "status", None),
+        ) from last
 
 
 def mos_to_text_scale(mos: torch.Tensor, scale: str = "probit", score_range: tuple[float, float] = SCORE_RANGE) -> torch.Tensor:
@@ -139,6 +205,7 @@ class MosScoreTerm(RewardTerm):
     def __init__(
         self,
         kind: str = "l1",
+        *,
         sigma: float | None = None,
         b: float | None = None,
         mos_scale: str = "probit",
@@ -240,6 +307,10 @@ class CompositeReward:
             raise ValueError(f"reward component names must be unique, got {names}")
         self.components = [(name, float(weight), reward) for name, weight, reward in components]
 
+    def refused_items(self) -> int:
+        """Completions the reward scorer refused and the terms penalized, since construction."""
+        return sum(getattr(term, "refused_items", 0) for _, _, term in self.components)
+
     def __call__(self, samples: Sequence[RewardSample]) -> CompositeRewardValues:
         total = torch.zeros(len(samples), dtype=torch.float32)
         parts: dict[str, TermValues] = {}
@@ -256,10 +327,13 @@ class CompositeReward:
 REWARD_TYPES: dict[str, type[RewardTerm]] = {"re_reward": ReRewardTerm, "mos": MosScoreTerm, "format": FormatTerm}
 
 
-def build_rewards(config: Sequence[Mapping[str, Any]], scorer: RewardScorer | None = None) -> CompositeReward:
+def build_rewards(
+    config: Sequence[Mapping[str, Any]], scorer: RewardScorer | None = None, guard: ScoringGuard | None = None
+) -> CompositeReward:
     """CompositeReward from config dicts {name, weight, type (default: name), **options of the class}.
 
-    `scorer` serves the "re_reward" components; a config that uses one without a scorer fails here.
+    `scorer` serves the "re_reward" components, inside `guard` (the run's `reward_source`);
+    a config that uses one without a scorer fails here.
     """
     components = []
     for index, spec in enumerate(config):
@@ -274,7 +348,7 @@ def build_rewards(config: Sequence[Mapping[str, Any]], scorer: RewardScorer | No
         if kind == "re_reward":
             if scorer is None:
                 raise ValueError(f"rewards[{index}] '{name}': an RE-Reward component needs a reward scorer")
-            options["scorer"] = scorer
+            options.update(scorer=scorer, guard=guard)
         try:
             reward = REWARD_TYPES[kind](**options)
         except TypeError as err:

@@ -1,6 +1,6 @@
 """The reward-scoring interface GRPO talks to, whether the model is in-process or behind HTTP.
 
-`LocalReward` (ie_eval/serve/local.py) and `RewardClient` (ie_eval/serve/client.py) both
+`RewardScoring` (ie_eval/serve/scoring.py, in-process) and `RewardClient` (ie_eval/serve/client.py) both
 implement `RewardScorer`: `score(items) -> list[RewardScores]`, one result per item, in order.
 """
 

@@ -34,7 +34,7 @@ class RewardClient:
         it at or under the server's max_items_per_request). timeout_s: per HTTP request.
     max_retries: retries per request after the first try; backoff_s doubles per retry up to
         max_backoff_s (with jitter), or follows the server's Retry-After when larger. GRPO uses 0:
-        its `GuardedScorer` is the one retry layer.
+        its `ReRewardTerm` is the one retry layer.
     api_key: bearer token of a server started with --api-key-file.
     send_paths: send path images as paths (the server must share the filesystem and have an
         image_root containing them); otherwise their file bytes are sent as base64.

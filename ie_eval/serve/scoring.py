@@ -1,14 +1,16 @@
-"""The one scoring path shared by the HTTP server and `LocalReward`, so their scores agree.
+"""The one RE-Reward scoring path: GRPO in-process, the HTTP server and `ie-eval eval` all run it.
 
+`RewardScoring.score(items)` is the in-process `RewardScorer` (GRPO with `reward_source.ckpt`).
 `prepare_record` turns a `RewardItem` into an `EditRecord` holding its decoded, budget-fitted
 images (the server does this when it admits a request, off the model's thread);
-`RewardScoring.score_records` sorts records by approximate prompt length, collates them in
-batches of `batch_size` with the training collator, runs the score-only forward pass and
-returns (logicality, accuracy, usefulness, weighted reward) in the records' original order.
+`score_records` sorts records by approximate prompt length, collates them in batches of
+`batch_size` with the training collator, runs the score-only forward pass and returns
+(logicality, accuracy, usefulness, weighted reward) in the records' original order.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from PIL import Image
 from ie_eval.data.collate import CollateError, EditCollator, InputBudget, fit_to_budget, load_rgb
 from ie_eval.data.records import CRITIQUE_DIMS, EditRecord
 from ie_eval.models.reward_model import RewardModel
-from ie_eval.serve.base import ImageLike, RewardItem, RewardScores
+from ie_eval.serve.base import ImageLike, RewardItem, RewardScores, RewardServerError
 
 # EditRecord.meta key holding the (source, edited) PIL images of an in-memory record.
 IMAGES_KEY = "images"
@@ -61,8 +63,12 @@ def check_text(value: object, field: str, sample_id: str) -> str:
 
 
 class RewardScoring:
-    """Model + collator + reward weights: `score_records` is the whole score-only path.
+    """Model + collator + reward weights: `score_records` is the whole score-only path; `score`
+    is the same path as a `RewardScorer` (thread-safe: one lock serializes use of the model).
 
+    Bad input to `score` raises `RewardServerError` with status 422 and the item's field
+    (`items.<i>`), as the server refuses it, so callers handle one exception type whichever
+    scorer they hold.
     batch_size: records per forward pass (records are sorted by length first, so each batch
         pads little). reward_weights: (logicality, accuracy, usefulness), default the model's.
     max_pixels / max_length: collator budget; None keeps the model's training budget (`input_budget`).
@@ -89,6 +95,26 @@ class RewardScoring:
             model.processor, task="reward", mode="score", prompt_suffix=model.prompt_suffix, **budget.as_dict()
         )
         self.device = next(model.parameters()).device
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, device: str = "cpu", batch_size: int = 32, **options: Any
+    ) -> RewardScoring:
+        """Load a `RewardModel.save_pretrained` directory; `options`: reward_weights, max_pixels, max_length."""
+        return cls(RewardModel.from_pretrained(directory, device=device), batch_size=batch_size, **options)
+
+    def score(self, items: Sequence[RewardItem]) -> list[RewardScores]:
+        """One `RewardScores` per item, in order; an empty list scores to an empty list."""
+        if not items:
+            return []
+        try:
+            with self._lock:
+                return self.score_records([self.prepare_record(item, f"items.{i}") for i, item in enumerate(items)])
+        except CollateError as err:
+            message = str(err)
+            field = message.split(":", 1)[0] if message.startswith("items.") else None
+            raise RewardServerError(f"RewardScoring: {message}", status=422, field=field) from err
 
     def prepare_record(self, item: RewardItem, sample_id: str) -> EditRecord:
         """Validate the texts, decode and budget-fit both images: a record ready for `score_records`."""
@@ -108,11 +134,6 @@ class RewardScoring:
         """Resize to the collator's smart-resize size (raises CollateError on unusable shapes)."""
         c = self.collator
         return fit_to_budget(image, c.factor, c.min_pixels, c.max_pixels, sample_id)
-
-    def score_items(self, items: Sequence[RewardItem]) -> list[RewardScores]:
-        """prepare_record + score_records: what `LocalReward.score` runs."""
-        records = [self.prepare_record(item, f"items.{index}") for index, item in enumerate(items)]
-        return self.score_records(records)
 
     def score_records(self, records: Sequence[EditRecord]) -> list[RewardScores]:
         """Scores of `records` in their order, computed in length-sorted batches of `batch_size`."""

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ie_eval.losses.composite import RewardLoss
+from ie_eval.losses.composite import RewardLoss, RewardLossConfig
 from ie_eval.losses.correlation import plcc_loss
 from ie_eval.losses.queue import ScoreQueue
 from ie_eval.losses.ranking import margin_rank_loss
@@ -111,7 +111,9 @@ def test_queue_moves_to_batch_device_on_gpu():
 
 def test_reward_loss_combines_weighted_parts_and_fills_queues_only_in_training():
     torch.manual_seed(0)
-    loss_fn = RewardLoss(huber_weight=1.0, rank_weight=0.5, plcc_weight=0.25, rank_queue_size=8, plcc_queue_size=8)
+    loss_fn = RewardLoss(
+        RewardLossConfig(huber_weight=1.0, rank_weight=0.5, plcc_weight=0.25, rank_queue_size=8, plcc_queue_size=8)
+    )
     pred, target = torch.randn(4, 3), torch.randn(4, 3)
     out = loss_fn(pred, target)
     expected = out["huber"] + 0.5 * out["rank"] + 0.25 * out["plcc"]
@@ -126,4 +128,4 @@ def test_reward_loss_rejects_nan_targets_and_negative_weights():
     with pytest.raises(ValueError, match="NaN"):
         RewardLoss()(torch.zeros(2, 3), torch.tensor([[0.0, float("nan"), 0.0]] * 2))
     with pytest.raises(ValueError, match="rank_weight"):
-        RewardLoss(rank_weight=-1.0)
+        RewardLoss(RewardLossConfig(rank_weight=-1.0))

@@ -47,7 +47,7 @@ def test_completions_the_server_refuses_as_too_long_are_penalized_not_fatal(tmp_
         module, run = run_steps(tmp_path, synth_manifest, tiny_critic_dir, source(server, refused_penalty=-4.0))
     finally:
         server.stop()
-    assert run.global_step == 1 and module.reward_scorer.refused_items > 0
+    assert run.global_step == 1 and module.rewards.refused_items() > 0
 
 
 def test_a_prompt_over_the_reward_models_max_length_is_penalized_not_fatal(tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir):
@@ -56,7 +56,7 @@ def test_a_prompt_over_the_reward_models_max_length_is_penalized_not_fatal(tmp_p
         module, run = run_steps(tmp_path, synth_manifest, tiny_critic_dir, source(server))
     finally:
         server.stop()
-    assert run.global_step == 1 and module.reward_scorer.refused_items > 0
+    assert run.global_step == 1 and module.rewards.refused_items() > 0
 
 
 def nan_scores(results):

@@ -1,4 +1,4 @@
-"""GRPO reward components against hand-computed values; RE-Reward through a real in-process LocalReward."""
+"""GRPO reward components against hand-computed values; RE-Reward through a real in-process RewardScoring."""
 
 import math
 
@@ -16,7 +16,8 @@ from ie_eval.rl.rewards import (
     build_rewards,
     mos_to_text_scale,
 )
-from ie_eval.serve.base import RewardItem, RewardServerError
+from ie_eval.rl.scorers import ScoringGuard
+from ie_eval.serve.base import RewardItem
 
 PROBIT_75 = 0.6744897501960817  # Phi^-1(0.75): maps to 1 + 4 * 0.75 = 4 on the 1..5 text scale
 OBSERVATIONS = {dim: "Looks fine." for dim in MOS_DIMS}
@@ -32,14 +33,14 @@ def sample(text, mos=None, source="s.png", edited="e.png"):
 
 @pytest.fixture(scope="module")
 def local_reward():
-    """A real LocalReward around a tiny seeded RE-Reward model (tiny Qwen3-VL)."""
+    """A real RewardScoring around a tiny seeded RE-Reward model (tiny Qwen3-VL)."""
     from ie_eval.models.heads import HeadConfig
     from ie_eval.models.reward_model import RewardModel
-    from ie_eval.serve.local import LocalReward
+    from ie_eval.serve.scoring import RewardScoring
 
     torch.manual_seed(0)
     model = RewardModel.build("tiny-qwen3-vl", head=HeadConfig(hidden_size=16)).eval()
-    return LocalReward.from_model(model, batch_size=8, max_pixels=64 * 64)
+    return RewardScoring(model, batch_size=8, max_pixels=64 * 64)
 
 
 def test_mos_is_mapped_from_probit_targets_to_the_text_scale():
@@ -110,12 +111,14 @@ def test_re_reward_gives_blank_completions_the_batch_minimum(local_reward, image
     assert rewards[1] == min(rewards[0], rewards[2])
 
 
-def test_re_reward_propagates_scorer_failures(local_reward, tmp_path):
+def test_an_item_the_scorer_refuses_gets_the_penalty_and_is_counted(local_reward, tmp_path, caplog):
     missing = sample(critique([3, 3, 3]), source=tmp_path / "gone.png", edited=tmp_path / "gone2.png")
-    with pytest.raises(RewardServerError, match="gone.png"):
-        ReRewardTerm(local_reward)([missing])
-    with pytest.raises(RewardServerError, match="gone.png"):
-        build_rewards([{"name": "re_reward", "weight": 1.0}], local_reward)([missing])
+    term = ReRewardTerm(local_reward, guard=ScoringGuard(refused_penalty=-7.0))
+    assert term([missing]).tolist() == [-7.0] and term.refused_items == 1
+    assert "gone.png" in caplog.text  # the refusal is logged with its reason
+    composite = build_rewards([{"name": "re_reward", "weight": 1.0}], local_reward)
+    composite([missing])
+    assert composite.refused_items() == 1
 
 
 def test_build_rewards_from_config(local_reward):

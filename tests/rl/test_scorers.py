@@ -1,4 +1,5 @@
-"""The GRPO reward source: one retry layer with a deadline; refused items are penalized, other failures named."""
+"""The GRPO reward source: ReRewardTerm is one retry layer with a deadline; refused items are penalized, other
+failures named."""
 
 import math
 import time
@@ -6,7 +7,8 @@ import time
 import pytest
 
 from ie_eval.commands.grpo import free_port
-from ie_eval.rl.scorers import GuardedScorer, RewardSourceConfig, RewardUnavailableError, build_scorer
+from ie_eval.rl.rewards import ReRewardTerm
+from ie_eval.rl.scorers import RewardSourceConfig, RewardUnavailableError, ScoringGuard, build_scorer
 from ie_eval.serve.base import RewardItem, RewardScores, RewardServerError
 from ie_eval.serve.client import RewardClient
 
@@ -40,6 +42,11 @@ class Scripted:
         return answer(items) if callable(answer) else answer
 
 
+def guarded(scorer, **guard) -> ReRewardTerm:
+    """The RE-Reward term around `scorer`: GRPO's one retry layer."""
+    return ReRewardTerm(scorer, guard=ScoringGuard(**guard))
+
+
 def item(edit_record_factory, critique="fine"):
     record = edit_record_factory()
     return RewardItem(record.source_image, record.edited_image, record.instruction, critique)
@@ -51,7 +58,7 @@ def ok(items):
 
 def test_dead_server_is_retried_then_unavailable(edit_record_factory):
     client = CountingScorer(RewardClient(closed_port_url(), max_retries=0, timeout_s=1.0))
-    scorer = GuardedScorer(client, attempts=3, backoff_s=0.01)
+    scorer = guarded(client, attempts=3, backoff_s=0.01)
     with pytest.raises(RewardUnavailableError, match="3 attempts") as caught:
         scorer.score([item(edit_record_factory)])
     assert client.calls == 3 and caught.value.cause == "unreachable"
@@ -59,7 +66,7 @@ def test_dead_server_is_retried_then_unavailable(edit_record_factory):
 
 def test_the_deadline_bounds_the_whole_step_whatever_the_attempts(edit_record_factory):
     client = CountingScorer(RewardClient(closed_port_url(), max_retries=0, timeout_s=1.0))
-    scorer = GuardedScorer(client, attempts=1000, backoff_s=0.2, deadline_s=1.0)
+    scorer = guarded(client, attempts=1000, backoff_s=0.2, deadline_s=1.0)
     started = time.monotonic()
     with pytest.raises(RewardUnavailableError, match="deadline_s=1.0"):
         scorer.score([item(edit_record_factory)])
@@ -68,7 +75,7 @@ def test_the_deadline_bounds_the_whole_step_whatever_the_attempts(edit_record_fa
 
 def test_a_refused_item_gets_the_penalty_and_the_rest_are_scored(edit_record_factory):
     inner = Scripted(RewardServerError("too long", status=422, field="items.1.critique"), ok)
-    scorer = GuardedScorer(inner, refused_penalty=-5.0)
+    scorer = guarded(inner, refused_penalty=-5.0)
     scores = scorer.score([item(edit_record_factory, "a"), item(edit_record_factory, "b"), item(edit_record_factory, "c")])
     assert [s.reward for s in scores] == [0.2, -5.0, 0.2] and scorer.refused_items == 1
     assert inner.seen == [["a", "b", "c"], ["a", "c"]]
@@ -76,14 +83,14 @@ def test_a_refused_item_gets_the_penalty_and_the_rest_are_scored(edit_record_fac
 
 def test_over_long_critiques_are_cut_before_they_are_sent(edit_record_factory):
     inner = Scripted(ok)
-    GuardedScorer(inner, max_critique_chars=4).score([item(edit_record_factory, "abcdefgh")])
+    guarded(inner, max_critique_chars=4).score([item(edit_record_factory, "abcdefgh")])
     assert inner.seen == [["abcd"]]
 
 
 def test_a_refusal_not_about_one_item_stops_with_its_cause(edit_record_factory):
     inner = Scripted(RewardServerError("bad body", status=400, field="body"))
     with pytest.raises(RewardUnavailableError, match="refused") as caught:
-        GuardedScorer(inner).score([item(edit_record_factory)])
+        guarded(inner).score([item(edit_record_factory)])
     assert caught.value.cause == "refused"
 
 
@@ -94,8 +101,13 @@ def test_a_refusal_not_about_one_item_stops_with_its_cause(edit_record_factory):
 ])
 def test_bad_scores_are_never_returned(edit_record_factory, answer, cause):
     with pytest.raises(RewardUnavailableError) as caught:
-        GuardedScorer(Scripted(answer)).score([item(edit_record_factory), item(edit_record_factory)])
+        guarded(Scripted(answer)).score([item(edit_record_factory), item(edit_record_factory)])
     assert caught.value.cause == cause
+
+
+def test_guard_options_are_checked():
+    with pytest.raises(ValueError, match="attempts >= 1"):
+        RewardSourceConfig(attempts=0)
 
 
 def test_build_scorer_needs_a_source():

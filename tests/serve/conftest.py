@@ -1,4 +1,4 @@
-"""Serve fixtures: one tiny checkpoint, a LocalReward and a real uvicorn server per session.
+"""Serve fixtures: one tiny checkpoint, a RewardScoring and a real uvicorn server per session.
 
 The server runs its own copy of the model (a fast tokenizer must not be shared across
 threads), on a free 127.0.0.1 port, with small limits so limit tests stay cheap.
@@ -10,7 +10,7 @@ from serve_helpers import TINY_PIXELS, load_scoring, make_app, noise_png, png_by
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    """Serve tests run clients, server and LocalReward on 2 shared cores: a second OpenMP thread
+    """Serve tests run clients, server and RewardScoring on 2 shared cores: a second OpenMP thread
     only spin-waits. Restored after each test, so other test folders keep torch's default."""
     import torch
 
@@ -35,9 +35,9 @@ def tiny_rm_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def local_reward(tiny_rm_dir):
-    from ie_eval.serve.local import LocalReward
+    from ie_eval.serve.scoring import RewardScoring
 
-    return LocalReward.from_pretrained(tiny_rm_dir, batch_size=32, max_pixels=TINY_PIXELS)
+    return RewardScoring.from_pretrained(tiny_rm_dir, batch_size=32, max_pixels=TINY_PIXELS)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The shared scoring path: LocalReward == the training collator + forward, in order, weighted right."""
+"""The shared scoring path: RewardScoring == the training collator + forward, in order, weighted right."""
 
 import pytest
 import torch
@@ -13,7 +13,7 @@ CRITIQUE = "[Visual Quality]\nSharp.\n[Final Assessment]\nVisual Quality: 4"
 
 def test_local_reward_matches_training_collator_and_forward(local_reward, edit_record_factory):
     records = [edit_record_factory(pair_id=f"p{i}", critique=CRITIQUE + " more" * i) for i in range(3)]
-    model = local_reward.scoring.model
+    model = local_reward.model
     collator = EditCollator(model.processor, task="reward", mode="score", max_pixels=TINY_PIXELS)
     with torch.inference_mode():
         expected = model(collator(records))

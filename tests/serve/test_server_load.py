@@ -1,4 +1,4 @@
-"""Concurrent clients on the real server: every answer exactly once, in order, equal to LocalReward."""
+"""Concurrent clients on the real server: every answer exactly once, in order, equal to RewardScoring."""
 
 import threading
 

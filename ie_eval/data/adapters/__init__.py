@@ -1,7 +1,7 @@
 """Adapters from public dataset layouts to EditRecords, and a registry to pick one by name.
 
-Every adapter takes ``(path, *, columns=None, image_root=None, strict=True,
-check_images=True, ...)`` and returns a `ManifestReadResult`, with the same bad-row policy
+Every adapter takes ``(path, *, columns=None, ..., **options)`` (`tables.TableOptions`:
+image_root, strict, check_images, sheet) and returns a `ManifestReadResult`, with the same bad-row policy
 as `read_manifest`. Expected layouts and column mappings: docs/data.md.
 """
 

@@ -10,11 +10,24 @@ Ids default to the image paths without extension, so every edit of one source sh
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ie_eval.data.adapters.tables import cell, finite, load_table, merge_columns, path_id
+from ie_eval.data.adapters.tables import (
+    Columns,
+    TableOptions,
+    cell,
+    finite,
+    load_table,
+    merge_columns,
+    path_id,
+)
 from ie_eval.data.readers import ManifestReadResult, Row
 from ie_eval.data.records import MOS_DIMS
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 EBENCH_COLUMNS: Mapping[str, str | None] = {
     "pair_id": "pair_id",  # optional; default: edited image path without extension
@@ -56,22 +69,13 @@ def mos_fields(row: Row, columns: Mapping[str, str | None], context: str, requir
     return [finite(cell(row, columns, dim, context), dim, context) for dim in MOS_DIMS]
 
 
-def load_ebench(
-    path: str | Path,
-    *,
-    columns: Mapping[str, str | None] | None = None,
-    image_root: str | Path | None = None,
-    strict: bool = True,
-    check_images: bool = True,
-    sheet: str | int | None = None,
-) -> ManifestReadResult:
+def _ebench_row(columns: Mapping[str, str | None], row: Row, context: str) -> list[dict]:
+    fields = base_fields(row, columns, context)
+    fields["mos"] = mos_fields(row, columns, context)
+    fields["meta"]["dataset"] = "ebench"
+    return [fields]
+
+
+def load_ebench(path: str | Path, *, columns: Columns = None, **options: Unpack[TableOptions]) -> ManifestReadResult:
     """Records (with `mos`) from an EBench-18K-style MOS table."""
-    mapping = merge_columns(EBENCH_COLUMNS, columns, "ebench")
-
-    def mapper(row: Row, context: str) -> list[dict]:
-        fields = base_fields(row, mapping, context)
-        fields["mos"] = mos_fields(row, mapping, context)
-        fields["meta"]["dataset"] = "ebench"
-        return [fields]
-
-    return load_table(path, mapper, image_root=image_root, strict=strict, check_images=check_images, sheet=sheet)
+    return load_table(path, partial(_ebench_row, merge_columns(EBENCH_COLUMNS, columns, "ebench")), **options)

@@ -10,31 +10,33 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ie_eval.data.adapters.preference import competition_ranks, preference_meta
 from ie_eval.data.adapters.tables import (
-    ROW_NUMBER_KEY,
+    PREFERENCE_COLUMNS,
+    Columns,
+    TableOptions,
     cell,
     finite,
+    group_fields,
     json_list,
     load_table,
     merge_columns,
-    path_id,
     with_row_numbers,
 )
 from ie_eval.data.readers import ManifestReadResult, Row
 from ie_eval.data.records import RecordError
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 KWAY_COLUMNS: Mapping[str, str | None] = {
-    "group_id": "group_id",  # optional; default: "<dataset>:<row>"
-    "source_id": "source_id",  # optional; default: source image path without extension
-    "source_image": "source_image",
-    "instruction": "instruction",
+    **PREFERENCE_COLUMNS,
     "edited_images": "edited_images",
     "ranks": "ranks",  # either ranks ...
     "scores": "scores",  # ... or scores (higher is better)
     "models": "models",  # optional list, kept in meta
-    "task_type": "task",  # optional
 }
 
 
@@ -55,15 +57,8 @@ def _ranks(row: Row, columns: Mapping[str, str | None], k: int, context: str) ->
 
 
 def load_kway(
-    path: str | Path,
-    *,
-    dataset: str = "editreward_bench",
-    columns: Mapping[str, str | None] | None = None,
-    group_sizes: Collection[int] | None = None,
-    image_root: str | Path | None = None,
-    strict: bool = True,
-    check_images: bool = True,
-    sheet: str | int | None = None,
+    path: str | Path, *, dataset: str = "editreward_bench", columns: Columns = None,
+    group_sizes: Collection[int] | None = None, **options: Unpack[TableOptions],
 ) -> ManifestReadResult:
     """K candidate records per group row; `group_sizes` (e.g. {2, 3, 4}) restricts K."""
     mapping = merge_columns(KWAY_COLUMNS, columns, dataset)
@@ -78,25 +73,16 @@ def load_kway(
         models = json_list(models_cell, "models", context) if models_cell is not None else [None] * len(edited)
         if len(models) != len(edited):
             raise RecordError(f"{context}: field 'models' has {len(models)} values for {len(edited)} edited images")
-        source_image = cell(row, mapping, "source_image", context)
-        source_id = cell(row, mapping, "source_id", context, required=False)
-        group_id = cell(row, mapping, "group_id", context, required=False)
-        group_id = f"{dataset}:{row[ROW_NUMBER_KEY]}" if group_id is None else str(group_id)
-        instruction = cell(row, mapping, "instruction", context)
-        task_type = cell(row, mapping, "task_type", context, required=False)
+        group_id, shared = group_fields(row, mapping, context, dataset)
         out = []
         for index, (image, rank, model) in enumerate(zip(edited, ranks, models, strict=True)):
             extra = {"dataset": dataset, **({"model": str(model)} if model is not None else {})}
             out.append({
+                **shared,
                 "pair_id": f"{group_id}/{index}",
-                "source_id": path_id(source_image) if source_id is None else source_id,
-                "source_image": str(source_image),
                 "edited_image": str(image),
-                "instruction": instruction,
-                "task_type": task_type,
                 "meta": preference_meta(group_id, rank, len(edited), str(index), **extra),
             })
         return out
 
-    return load_table(path, mapper, image_root=image_root, strict=strict, check_images=check_images,
-                      sheet=sheet, regroup=with_row_numbers)
+    return load_table(path, mapper, regroup=with_row_numbers, **options)

@@ -11,30 +11,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ie_eval.data.adapters.preference import preference_meta
 from ie_eval.data.adapters.tables import (
-    ROW_NUMBER_KEY,
+    PREFERENCE_COLUMNS,
+    Columns,
+    TableOptions,
     cell,
+    group_fields,
     load_table,
     merge_columns,
-    path_id,
     with_row_numbers,
 )
 from ie_eval.data.readers import ManifestReadResult, Row
 from ie_eval.data.records import RecordError
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 PAIRWISE_COLUMNS: Mapping[str, str | None] = {
-    "group_id": "id",  # optional; default: "<dataset>:<row>"
-    "source_id": "source_id",  # optional; default: source image path without extension
-    "source_image": "source_image",
-    "instruction": "instruction",
+    **PREFERENCE_COLUMNS,
+    "group_id": "id",  # the public pairwise layouts call it "id"
     "edited_a": "edited_a",
     "edited_b": "edited_b",
     "label": "label",
     "model_a": "model_a",  # optional, kept in meta
     "model_b": "model_b",  # optional, kept in meta
-    "task_type": "task",  # optional
 }
 # Label (lower-cased) -> winner: "A", "B" or "tie".
 PAIRWISE_LABELS: Mapping[str, str] = {
@@ -53,34 +56,18 @@ def _winner(label: object, labels: Mapping[str, str], context: str) -> str:
 
 
 def load_pairwise(
-    path: str | Path,
-    *,
-    dataset: str = "pairwise",
-    columns: Mapping[str, str | None] | None = None,
-    label_map: Mapping[str, str] | None = None,
-    image_root: str | Path | None = None,
-    strict: bool = True,
-    check_images: bool = True,
-    sheet: str | int | None = None,
+    path: str | Path, *, dataset: str = "pairwise", columns: Columns = None,
+    label_map: Mapping[str, str] | None = None, **options: Unpack[TableOptions],
 ) -> ManifestReadResult:
     """Two candidate records per comparison row, ranked by the label."""
     mapping = merge_columns(PAIRWISE_COLUMNS, columns, dataset)
     labels = {**PAIRWISE_LABELS, **{str(k).lower(): v for k, v in (label_map or {}).items()}}
 
     def mapper(row: Row, context: str) -> list[dict]:
-        source_image = cell(row, mapping, "source_image", context)
-        source_id = cell(row, mapping, "source_id", context, required=False)
-        group_id = cell(row, mapping, "group_id", context, required=False)
-        group_id = f"{dataset}:{row[ROW_NUMBER_KEY]}" if group_id is None else str(group_id)
+        group_id, shared = group_fields(row, mapping, context, dataset)
         label = cell(row, mapping, "label", context)
         winner = _winner(label, labels, context)
         ranks = {"A": (1, 2), "B": (2, 1), "tie": (1, 1)}[winner]
-        shared = {
-            "source_id": path_id(source_image) if source_id is None else source_id,
-            "source_image": str(source_image),
-            "instruction": cell(row, mapping, "instruction", context),
-            "task_type": cell(row, mapping, "task_type", context, required=False),
-        }
         out = []
         for side, rank in zip("AB", ranks, strict=True):
             model = cell(row, mapping, f"model_{side.lower()}", context, required=False)
@@ -93,5 +80,4 @@ def load_pairwise(
             })
         return out
 
-    return load_table(path, mapper, image_root=image_root, strict=strict, check_images=check_images,
-                      sheet=sheet, regroup=with_row_numbers)
+    return load_table(path, mapper, regroup=with_row_numbers, **options)

@@ -13,11 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ie_eval.data.adapters.ebench import EBENCH_COLUMNS, base_fields, mos_fields
-from ie_eval.data.adapters.tables import cell, finite, json_value, load_table, merge_columns, text_id
+from ie_eval.data.adapters.tables import (
+    Columns,
+    TableOptions,
+    cell,
+    finite,
+    json_value,
+    load_table,
+    merge_columns,
+    text_id,
+)
 from ie_eval.data.readers import ManifestReadResult, Row
 from ie_eval.data.records import CRITIQUE_DIMS, RecordError, row_context
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 COT_COLUMNS: Mapping[str, str | None] = {**EBENCH_COLUMNS, "critique": "cot", "critique_id": "cot_id"}
 REWARD_COLUMNS: Mapping[str, str | None] = {
@@ -102,32 +115,19 @@ def group_annotator_rows(
 
 
 def load_reasonedit_cot(
-    path: str | Path,
-    *,
-    columns: Mapping[str, str | None] | None = None,
-    image_root: str | Path | None = None,
-    strict: bool = True,
-    check_images: bool = True,
-    sheet: str | int | None = None,
+    path: str | Path, *, columns: Columns = None, **options: Unpack[TableOptions]
 ) -> ManifestReadResult:
     """Records with a CoT `critique` (and `mos` when present) from a ReasonEdit-CoT table."""
     mapping = merge_columns(COT_COLUMNS, columns, "reasonedit_cot")
-
-    def mapper(row: Row, context: str) -> list[dict]:
-        return [_critique_fields(row, mapping, context, "reasonedit_cot")]
-
-    return load_table(path, mapper, image_root=image_root, strict=strict, check_images=check_images, sheet=sheet)
+    return load_table(path, lambda row, context: [_critique_fields(row, mapping, context, "reasonedit_cot")], **options)
 
 
 def load_reasonedit_reward(
     path: str | Path,
     *,
-    columns: Mapping[str, str | None] | None = None,
+    columns: Columns = None,
     annotator_column: bool = False,
-    image_root: str | Path | None = None,
-    strict: bool = True,
-    check_images: bool = True,
-    sheet: str | int | None = None,
+    **options: Unpack[TableOptions],
 ) -> ManifestReadResult:
     """Records with `critique`, `critique_scores` and optional raw `ratings` from a ReasonEdit-Reward table."""
     mapping = merge_columns(REWARD_COLUMNS, columns, "reasonedit_reward")
@@ -146,5 +146,4 @@ def load_reasonedit_reward(
     def regroup(rows):
         return group_annotator_rows(rows, mapping, Path(path))
 
-    return load_table(path, mapper, image_root=image_root, strict=strict, check_images=check_images, sheet=sheet,
-                      regroup=regroup if annotator_column else None)
+    return load_table(path, mapper, regroup=regroup if annotator_column else None, **options)

@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, TypedDict
 
 from ie_eval.data.readers import (
     ManifestReadResult,
@@ -25,9 +26,21 @@ from ie_eval.data.readers import (
 )
 from ie_eval.data.records import RecordError
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 finite = finite_number  # adapters' short name
 json_value = decode_json
 
+Columns = Mapping[str, str | None] | None  # an adapter's column overrides (None: its documented defaults)
+# The columns every preference row shares (kway and pairwise layouts extend them).
+PREFERENCE_COLUMNS: Mapping[str, str | None] = {
+    "group_id": "group_id",  # optional; default: "<dataset>:<row>"
+    "source_id": "source_id",  # optional; default: source image path without extension
+    "source_image": "source_image",
+    "instruction": "instruction",
+    "task_type": "task",  # optional
+}
 TABLE_SUFFIXES: tuple[str, ...] = (".jsonl", ".csv", ".parquet", ".tsv", ".json", ".xlsx", ".xls")
 
 
@@ -113,34 +126,63 @@ def text_id(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
 
 
+class TableOptions(TypedDict, total=False):
+    """How every adapter reads its table (each adapter's ``**options``).
+
+    image_root: folder the image paths resolve against (default: the table's folder).
+    strict: raise on the first bad row (default) or skip and count bad rows.
+    check_images: check that every image file exists (default True).
+    sheet: the Excel sheet to read (default: the first).
+    """
+
+    image_root: str | Path | None
+    strict: bool
+    check_images: bool
+    sheet: str | int | None
+
+
+Regroup = Callable[[Iterator[tuple[int, Row | RecordError]]], Iterator[tuple[int, Row | RecordError]]]
+
+
 def load_table(
-    path: str | Path,
-    mapper: RowMapper,
-    *,
-    image_root: str | Path | None = None,
-    strict: bool = True,
-    check_images: bool = True,
-    sheet: str | int | None = None,
-    regroup: Callable[[Iterator[tuple[int, Row | RecordError]]], Iterator[tuple[int, Row | RecordError]]]
-    | None = None,
+    path: str | Path, mapper: RowMapper, *, regroup: Regroup | None = None, **options: Unpack[TableOptions]
 ) -> ManifestReadResult:
     """Run an adapter's row mapper over a table; images resolve against `image_root` or its folder.
 
     `regroup` may merge source rows first (long-format annotations: many rows, one record).
     """
+    unknown = set(options) - set(TableOptions.__annotations__)
+    if unknown:
+        raise TypeError(f"unknown table option(s) {sorted(unknown)}; known: {sorted(TableOptions.__annotations__)}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: dataset table not found")
-    rows = read_table(path, sheet)
+    rows = read_table(path, options.get("sheet"))
     if regroup is not None:
         rows = regroup(rows)
+    image_root = options.get("image_root")
     base_dir = (Path(image_root) if image_root is not None else path.parent).absolute()
     return build_records(
-        rows, path=path, base_dir=base_dir, mapper=mapper, strict=strict, check_images=check_images
+        rows, path=path, base_dir=base_dir, mapper=mapper,
+        strict=options.get("strict", True), check_images=options.get("check_images", True),
     )
 
 
 ROW_NUMBER_KEY = "__row__"  # set by `with_row_numbers` for adapters that derive ids from the row
+
+
+def group_fields(row: Row, columns: Mapping[str, str | None], context: str, dataset: str) -> tuple[str, dict]:
+    """A preference row's group id (default "<dataset>:<row>") and the fields its candidates share."""
+    source_image = cell(row, columns, "source_image", context)
+    source_id = cell(row, columns, "source_id", context, required=False)
+    group_id = cell(row, columns, "group_id", context, required=False)
+    shared = {
+        "source_id": path_id(source_image) if source_id is None else source_id,
+        "source_image": str(source_image),
+        "instruction": cell(row, columns, "instruction", context),
+        "task_type": cell(row, columns, "task_type", context, required=False),
+    }
+    return (f"{dataset}:{row[ROW_NUMBER_KEY]}" if group_id is None else str(group_id)), shared
 
 
 def with_row_numbers(rows: Iterator[tuple[int, Row | RecordError]]) -> Iterator[tuple[int, Row | RecordError]]:

@@ -47,11 +47,8 @@ def write_jsonl(path: Path, rows: Iterable[Mapping[str, object]]) -> int:
     return count
 
 
-def manifest_row(
-    pair: PairDraft, critique: CritiqueDraft, mos: Sequence[float], critique_scores: Sequence[float]
-) -> dict[str, object]:
-    """One (pair, critique) record in the manifest schema, with construction truth in `meta`."""
-    text = critique.critique
+def _pair_fields(pair: PairDraft, mos: Sequence[float]) -> dict[str, object]:
+    """The manifest fields of the edit itself (ids, images, instruction, task type, MOS), first in every row."""
     return {
         "pair_id": pair.pair_id,
         "source_id": pair.source_id,
@@ -60,6 +57,16 @@ def manifest_row(
         "instruction": pair.instruction,
         "task_type": pair.task_type,
         "mos": rounded(mos),
+    }
+
+
+def manifest_row(
+    pair: PairDraft, critique: CritiqueDraft, mos: Sequence[float], critique_scores: Sequence[float]
+) -> dict[str, object]:
+    """One (pair, critique) record in the manifest schema, with construction truth in `meta`."""
+    text = critique.critique
+    return {
+        **_pair_fields(pair, mos),
         "critique": text.text,
         "critique_id": critique.critique_id,
         "critique_scores": rounded(critique_scores),
@@ -85,13 +92,7 @@ def manifest_row(
 def pair_row(pair: PairDraft, mos: Sequence[float]) -> dict[str, object]:
     """One pair without critiques: the critic's score-only view."""
     return {
-        "pair_id": pair.pair_id,
-        "source_id": pair.source_id,
-        "source_image": pair.source_image,
-        "edited_image": pair.edited_image,
-        "instruction": pair.instruction,
-        "task_type": pair.task_type,
-        "mos": rounded(mos),
+        **_pair_fields(pair, mos),
         "ratings": dict(pair.mos_ratings),
         "meta": {
             "failure_mode": pair.failure_mode,

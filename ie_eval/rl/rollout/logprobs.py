@@ -57,7 +57,18 @@ def repeat_prompts(model: Any, prompt_batch: dict[str, Any], group_size: int) ->
     return gather_rows(inputs, rows, images_per_row(model, inputs["input_ids"]))
 
 
-def completion_logprobs(
+def completion_logprobs(model: Any, *inputs: Any, **options: Any) -> torch.Tensor:
+    """(N, L) log pi(o_t | q, o_<t) of the completion tokens (0 on padding); arguments as `completion_statistics`."""
+    return completion_statistics(model, *inputs, **options, with_entropy=False)[0]
+
+
+def completion_logprobs_and_entropy(model: Any, *inputs: Any, **options: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """`completion_logprobs` plus the (N, L) entropy -sum_v p_v log p_v of each next-token distribution."""
+    logp, entropy = completion_statistics(model, *inputs, **options, with_entropy=True)
+    return logp, entropy
+
+
+def completion_statistics(
     model: Any,
     prompt_batch: dict[str, Any],
     completion_ids: torch.Tensor,
@@ -65,43 +76,15 @@ def completion_logprobs(
     group_size: int,
     temperature: float = 1.0,
     micro_batch_size: int | None = None,
-) -> torch.Tensor:
-    """(N, L) log pi(o_t | q, o_<t) of the completion tokens (0 on padding), with autograd if enabled.
+    with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(N, L) completion-token log-probs and, with `with_entropy`, next-token entropies, with autograd if enabled.
 
     model: a CriticModel (anything with `.backbone`); prompt_batch: the left-padded generate batch
     of the P prompts; completion_ids / completion_mask: (P * G, L) as in `Rollouts`.
     temperature: logits are divided by it first (as when sampling; 1 = the model's own distribution).
     micro_batch_size: rows per forward pass (None = all), bounding the (rows, L, V) logits.
     """
-    return _token_statistics(model, prompt_batch, completion_ids, completion_mask, group_size, temperature,
-                             micro_batch_size, with_entropy=False)[0]
-
-
-def completion_logprobs_and_entropy(
-    model: Any,
-    prompt_batch: dict[str, Any],
-    completion_ids: torch.Tensor,
-    completion_mask: torch.Tensor,
-    group_size: int,
-    temperature: float = 1.0,
-    micro_batch_size: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """`completion_logprobs` plus the (N, L) entropy -sum_v p_v log p_v of each next-token distribution."""
-    logp, entropy = _token_statistics(model, prompt_batch, completion_ids, completion_mask, group_size,
-                                      temperature, micro_batch_size, with_entropy=True)
-    return logp, entropy
-
-
-def _token_statistics(
-    model: Any,
-    prompt_batch: dict[str, Any],
-    completion_ids: torch.Tensor,
-    completion_mask: torch.Tensor,
-    group_size: int,
-    temperature: float,
-    micro_batch_size: int | None,
-    with_entropy: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
     inputs = model_inputs(prompt_batch)
     prompts = inputs["input_ids"].shape[0]
     if completion_ids.shape[0] != prompts * group_size:
