@@ -54,6 +54,36 @@ def group_advantages(
     return centred.reshape(rewards.shape)
 
 
+def zero_std_groups(rewards: torch.Tensor, group_size: int, tolerance: float = 1e-6) -> torch.Tensor:
+    """(P,) bool: groups whose rewards all but agree (std <= tolerance): they carry no ranking signal.
+
+    The std is the population one here: a group is "zero std" when its spread is, whatever the
+    estimator (TRL's `frac_reward_zero_std` compares its std to 0 with `isclose`). RE-Reward is
+    continuous, so a filter on equal group means would almost never fire: the spread is what counts.
+    """
+    grouped = rewards.float().reshape(-1, group_size)
+    return grouped.std(dim=1, correction=0) <= tolerance
+
+
+def loss_rows(
+    rewards: torch.Tensor, finished: torch.Tensor, group_size: int, *, filter_zero_std: bool = False,
+    mask_truncated: bool = False, tolerance: float = 1e-6,
+) -> torch.Tensor:
+    """(N,) bool: which completions enter the policy loss.
+
+    filter_zero_std: drop every completion of a group whose rewards have (near) zero spread (their
+    advantages are 0; kept, they only dilute the mean and add KL). mask_truncated: drop completions
+    cut at max_new_tokens before a stop token (TRL's `mask_truncated_completions`): a cut critique's
+    reward says little about the tokens it has.
+    """
+    keep = torch.ones_like(finished, dtype=torch.bool)
+    if filter_zero_std:
+        keep &= ~zero_std_groups(rewards, group_size, tolerance).repeat_interleave(group_size).to(keep.device)
+    if mask_truncated:
+        keep &= finished.bool()
+    return keep
+
+
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-token k3 estimate of KL(pi || pi_ref): exp(ref - logp) - (ref - logp) - 1 (>= 0, Schulman 2020)."""
     delta = ref_logp - logp

@@ -30,7 +30,7 @@ from ie_eval.data.phased import record_facts
 from ie_eval.data.records import MOS_DIMS, EditRecord
 from ie_eval.lit.common import as_config, hyperparameters
 from ie_eval.lit.optim import OptimConfig, build_optimizer
-from ie_eval.losses.grpo import group_advantages, grpo_loss
+from ie_eval.losses.grpo import group_advantages, grpo_loss, loss_rows, zero_std_groups
 from ie_eval.losses.regression import huber_loss
 from ie_eval.metrics.correlation import ScoreCorrelations
 from ie_eval.metrics.factuality import Factuality
@@ -154,9 +154,20 @@ class GRPOModule(L.LightningModule):
             rollouts = self.sample(prompts)
         with timer("score"):
             rewards = self.score(records, rollouts, stage="train")
-        advantages = group_advantages(rewards.total, self.grpo.group_size, scale_by_std=self.grpo.scale_rewards)
+        grpo = self.grpo
+        advantages = group_advantages(rewards.total, grpo.group_size, scale_by_std=grpo.scale_rewards)
+        keep = loss_rows(rewards.total, rollouts.finished, grpo.group_size, filter_zero_std=grpo.filter_zero_std_groups,
+                         mask_truncated=grpo.mask_truncated_completions, tolerance=grpo.zero_std_tolerance)
+        # Under DDP a rank with nothing to learn still joins the backward (a zero loss) unless all have nothing.
+        update = self.any_rank(bool(keep.any()))
         with timer("update"):
-            stats = self.update_policy(prompts, rollouts, advantages)
+            stats = self.update_policy(prompts, rollouts, advantages, keep) if update else {}
+        if grpo.log_zero_std_groups:
+            stats["frac_reward_zero_std"] = float(zero_std_groups(rewards.total, grpo.group_size,
+                                                                  grpo.zero_std_tolerance).float().mean())
+        if grpo.filter_zero_std_groups or grpo.mask_truncated_completions:
+            stats["loss_completion_fraction"] = float(keep.float().mean())
+            stats["skipped_update"] = float(not update)
         self.log_step(rewards, rollouts, stats, timer, len(records))
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
@@ -216,9 +227,12 @@ class GRPOModule(L.LightningModule):
         self.trainer.save_checkpoint(path)
         return path
 
-    def update_policy(self, prompts: dict[str, Any], rollouts: Any, advantages: torch.Tensor) -> dict[str, float]:
+    def update_policy(
+        self, prompts: dict[str, Any], rollouts: Any, advantages: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """ppo_epochs optimizer steps on one rollout batch: clipped surrogate + beta KL + auxiliary Huber.
 
+        keep: (N,) bool, the completions whose tokens enter the policy loss (`loss_rows`; None: all).
         The old policy is the policy before the first update, so its log-probs are the first epoch's,
         detached: no extra forward pass, and a ratio of exactly 1 on the first update (as in TRL).
         """
@@ -245,8 +259,9 @@ class GRPOModule(L.LightningModule):
                     totals["sampling_logp_gap"] = float(gap.sum() / mask.sum().clamp(min=1))
             else:
                 logp = completion_logprobs(self.model, prompts, ids, mask, group, temperature, micro)
+            loss_mask = mask if keep is None else mask * keep.to(mask.device, mask.dtype).unsqueeze(1)
             policy = grpo_loss(
-                logp, old_logp, ref_logp, advantages.to(logp.device), mask, clip_eps_low=self.grpo.clip_eps,
+                logp, old_logp, ref_logp, advantages.to(logp.device), loss_mask, clip_eps_low=self.grpo.clip_eps,
                 clip_eps_high=self.grpo.clip_eps_high, beta=self.grpo.beta, aggregation=self.grpo.aggregation,
                 importance_sampling=self.grpo.importance_sampling, kl_ratio_weighted=self.grpo.kl_ratio_weighted,
                 max_completion_length=self.sampling.max_new_tokens,

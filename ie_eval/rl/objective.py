@@ -28,6 +28,11 @@ class GRPOConfig:
     all at once); bounds the (rows, length, vocab) logits on a GPU. log_sampling_gap: keep the
     sampling engine's log-probs of the tokens it drew and log their mean gap to the trainer's
     (`train/sampling_logp_gap`): the engine / trainer mismatch, near 0 for HF generate.
+    filter_zero_std_groups: leave groups whose rewards have (near) zero spread (population std <=
+    zero_std_tolerance) out of the loss. mask_truncated_completions: leave completions cut at
+    max_new_tokens out of the loss (TRL's option of that name). log_zero_std_groups: log the share
+    of such groups (`train/frac_reward_zero_std`, as TRL names it). A step whose every completion
+    is left out makes no update (`train/skipped_update` = 1).
     """
 
     group_size: int = 8
@@ -45,10 +50,16 @@ class GRPOConfig:
     kl_ratio_weighted: bool = False
     logprob_micro_batch: int | None = None
     log_sampling_gap: bool = False
+    filter_zero_std_groups: bool = False
+    mask_truncated_completions: bool = False
+    log_zero_std_groups: bool = False
+    zero_std_tolerance: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"grpo.aggregation must be one of {AGGREGATIONS}, got '{self.aggregation}'")
+        if self.zero_std_tolerance < 0:
+            raise ValueError(f"grpo.zero_std_tolerance must be >= 0, got {self.zero_std_tolerance}")
 
 
 def check_finite_rewards(total: torch.Tensor) -> None:

@@ -55,7 +55,7 @@ STAGE_CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob
 OVERLAYS_BY_STAGE = {
     "configs/rm/tiny.yaml": [p.name for p in (ROOT / "experiments").glob("rm_*.yaml")] + ["ablate_base.yaml"],
     "configs/sft/tiny.yaml": ["ablate_sft_base.yaml"] + [p.name for p in (ROOT / "experiments").glob("critic_*.yaml")],
-    "configs/grpo/tiny.yaml": ["grpo_mos_l1.yaml"],
+    "configs/grpo/tiny.yaml": [p.name for p in (ROOT / "experiments").glob("grpo_*.yaml")],
 }
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ie_eval.losses.grpo import group_advantages, grpo_loss, k3_kl
+from ie_eval.losses.grpo import group_advantages, grpo_loss, k3_kl, loss_rows, zero_std_groups
 
 EPS = 1e-4
 
@@ -160,3 +160,32 @@ def test_advantage_std_is_trls_bessel_corrected_nanstd():
     rewards = torch.rand(4, 5, generator=torch.Generator().manual_seed(1))
     expected = (rewards - rewards.mean(1, keepdim=True)) / (nanstd(rewards, dim=1).unsqueeze(1) + EPS)
     torch.testing.assert_close(group_advantages(rewards.flatten(), 5), expected.flatten(), rtol=0, atol=1e-6)
+
+
+def test_zero_std_groups_look_at_the_spread_not_the_mean():
+    # groups of 3: equal rewards; equal but for 1e-7 float noise; a continuous spread with mean 0
+    rewards = torch.tensor([0.4, 0.4, 0.4, 0.2, 0.2 + 1e-7, 0.2, -0.5, 0.0, 0.5])
+    assert zero_std_groups(rewards, 3).tolist() == [True, True, False]
+    assert zero_std_groups(rewards, 3, tolerance=0.0).tolist() == [True, False, False]
+
+
+def test_loss_rows_drop_zero_std_groups_and_truncated_completions():
+    rewards = torch.tensor([1.0, 1.0, 0.0, 2.0])  # groups of 2: the first has no spread
+    finished = torch.tensor([True, True, False, True])
+    assert loss_rows(rewards, finished, 2).tolist() == [True, True, True, True]  # both off: everything
+    assert loss_rows(rewards, finished, 2, filter_zero_std=True).tolist() == [False, False, True, True]
+    assert loss_rows(rewards, finished, 2, mask_truncated=True).tolist() == [True, True, False, True]
+    both = loss_rows(rewards, finished, 2, filter_zero_std=True, mask_truncated=True)
+    assert both.tolist() == [False, False, False, True]
+
+
+def test_rows_left_out_of_the_mask_do_not_move_the_loss():
+    logp = torch.tensor([[-1.0, -2.0], [-0.5, -0.5], [-3.0, -1.0]], requires_grad=True)
+    advantages = torch.tensor([1.0, -1.0, 5.0])
+    mask = torch.ones(3, 2)
+    kept = mask * torch.tensor([1.0, 1.0, 0.0]).unsqueeze(1)
+    full = grpo_loss(logp[:2], None, None, advantages[:2], mask[:2]).loss
+    dropped = grpo_loss(logp, None, None, advantages, kept).loss
+    assert dropped.item() == pytest.approx(full.item())
+    dropped.backward()
+    assert logp.grad[2].abs().sum() == 0

@@ -159,3 +159,32 @@ def test_moving_the_module_moves_the_frozen_reference(tiny_critic_dir, tiny_rewa
     with module.reference.active() as reference:
         assert next(reference.parameters()).dtype == torch.float64
     assert next(module.model.parameters()).dtype == torch.float64
+
+
+def test_zero_std_groups_are_logged_and_filtered_and_a_step_without_signal_makes_no_update(
+    tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir
+):
+    """8 new tokens never finish a critique, so the format reward is 0 for every completion: every
+    group has zero spread, the filter leaves nothing, and the weights must not move."""
+    torch.manual_seed(0)
+    module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)}, rewards=[{"name": "format", "weight": 1.0}],
+                         filter_zero_std_groups=True, log_zero_std_groups=True)
+    before = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
+    run = trainer(tmp_path, max_steps=1)
+    run.fit(module, datamodule=prompt_data(synth_manifest))
+    step = next(r for r in logged_rows(tmp_path) if r.get("train/reward_mean"))
+    assert float(step["train/frac_reward_zero_std"]) == 1.0
+    assert float(step["train/loss_completion_fraction"]) == 0.0 and float(step["train/skipped_update"]) == 1.0
+    assert all(torch.equal(before[k], v) for k, v in module.model.state_dict().items())
+
+
+def test_truncated_completions_can_be_left_out_of_the_loss(tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir):
+    torch.manual_seed(0)
+    module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)}, mask_truncated_completions=True)
+    run = trainer(tmp_path, max_steps=1)
+    run.fit(module, datamodule=prompt_data(synth_manifest))
+    step = next(r for r in logged_rows(tmp_path) if r.get("train/reward_mean"))
+    kept = float(step["train/loss_completion_fraction"])
+    assert 0.0 <= kept < 1.0  # 8 new tokens cut most critiques short
+    assert float(step["train/skipped_update"]) == float(kept == 0.0)
+    assert "train/frac_reward_zero_std" not in step or step["train/frac_reward_zero_std"] == ""  # its flag is off
