@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test lint synth pretrain train-rm demo sft grpo serve-rm ablate clean
+.PHONY: install test lint synth pretrain train-rm train-pairwise demo sft grpo gcpo serve-rm ablate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,16 @@ $(RM_EXPORT):
 grpo: $(DATA)/manifest.jsonl $(SFT_EXPORT) $(RM_EXPORT)
 	$(VENV)/bin/ie-eval grpo --serve-rm runs/rm-tiny/export --config configs/grpo/tiny.yaml \
 		--data.init_args.manifest $(DATA)/pairs.jsonl
+
+# The pairwise preference reward model (EditReward's objective) on a 600-source synthetic set (made if absent):
+# prints held-out pairwise accuracy next to SSIM(source, edit), and sigma on close vs wide pairs.
+train-pairwise: $(STAMP)
+	$(VENV)/bin/ie-eval pairwise --config configs/pairwise/tiny.yaml --data data/synth-pairwise --out runs/pairwise-tiny
+
+# GCPO (Edit-R1) on the SFT critic from preference pairs: held-out pairwise accuracy of the parsed scores,
+# SFT start vs end, on the same seeded draws. Builds the SFT critic first if absent.
+gcpo: $(DATA)/manifest.jsonl $(SFT_EXPORT)
+	$(VENV)/bin/ie-eval gcpo --config configs/gcpo/tiny.yaml --data.init_args.sources '[synth:$(DATA)]'
 
 # One-factor-at-a-time ablation grid x 3 seeds on a 64-source synthetic set (experiments/ablate.yaml);
 # writes runs/ablate/ablations.md and docs/ablations.md. Interrupted? Run it again: finished runs are kept.

@@ -30,7 +30,7 @@ RECORD_PATH = [
 GRPO_STEP = [
     ("prompts\n(7:3 MOS:pure)", "rl/prompt_data.py"),
     ("G critiques\nper prompt", "rl/rollout/hf.py\nrl/rollout/vllm.py"),
-    ("reward terms", "rl/rewards.py"),
+    ("reward terms", "rl/rewards.py\nrl/terms.py"),
     ("RE-Reward", "serve/scoring.py\n(or serve/client.py)"),
     ("group\nadvantages", "losses/grpo.py"),
     ("clip + KL\n+ aux Huber", "losses/grpo.py\nrollout/logprobs.py"),

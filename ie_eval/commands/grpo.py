@@ -1,6 +1,7 @@
-"""`ie-eval grpo`: GRPO as in real use, with RE-Reward served over HTTP on 127.0.0.1.
+"""`ie-eval grpo`: GRPO as in real use, with RE-Reward served over HTTP on 127.0.0.1; `ie-eval gcpo`: GCPO.
 
     ie-eval grpo --config configs/grpo/tiny.yaml --serve-rm runs/rm-tiny/export [LightningCLI overrides]
+    ie-eval gcpo --config configs/gcpo/tiny.yaml [LightningCLI overrides]
 
 Starts `ie-eval serve-rm` as a subprocess on a free port (unless --serve-rm is omitted and the
 config names a URL or a checkpoint), then, on the same held-out prompts: validates the SFT
@@ -23,8 +24,8 @@ from pathlib import Path
 from ie_eval.serve.runner import bind_free_port, wait_healthy
 
 REPORTED = (
-    "reward_mean", "response_length", "format_rate", "head_mean_srcc", "text_mean_srcc", "factuality",
-    "blank_factuality", "unverifiable_claims",
+    "reward_mean", "text_pair_accuracy", "head_pair_accuracy", "response_length", "format_rate", "head_mean_srcc",
+    "text_mean_srcc", "factuality", "blank_factuality", "unverifiable_claims",
 )
 
 
@@ -103,3 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with served_reward_model(known.serve_rm, known.host) as url:
         run_grpo([*rest, "--model.init_args.reward_source.url", url], known.ckpt_path)
     return 0
+
+
+GCPO_CONFIG = "configs/gcpo/tiny.yaml"
+
+
+def gcpo_main(argv: Sequence[str] | None = None) -> int:
+    """`ie-eval gcpo [--config ...]`: GCPO (Edit-R1) through the same driver; its config needs no reward server."""
+    args = list(argv or [])
+    if "--config" not in args and not any(a.startswith("--config=") for a in args):
+        args = ["--config", GCPO_CONFIG, *args]
+    return main(args)

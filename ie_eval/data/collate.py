@@ -18,10 +18,10 @@ import torch
 from PIL import Image
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-from ie_eval.data.prompts import critic_messages, reward_messages
+from ie_eval.data.prompts import critic_messages, preference_messages, reward_messages
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
 
-TASKS: tuple[str, ...] = ("reward", "critic")
+TASKS: tuple[str, ...] = ("reward", "critic", "preference")
 MODES: tuple[str, ...] = ("train", "score", "generate")
 IGNORE_INDEX = -100
 END_OF_TURN = "<|im_end|>"
@@ -244,8 +244,9 @@ class ChatCollator:
 class EditCollator(ChatCollator):
     """Callable `list[EditRecord] -> dict` batch for the reward model or the critic.
 
-    task: "reward" (prompt = reward_messages with the record's critique) or "critic"
-        (prompt = critic_messages; in train mode the record's critique is the SFT target).
+    task: "reward" (prompt = reward_messages with the record's critique), "critic"
+        (prompt = critic_messages; in train mode the record's critique is the SFT target) or
+        "preference" (prompt = preference_messages: the edit alone, for the pairwise reward model).
     mode: "train" (right padding; critic gets `labels` with prompt and padding at -100),
         "score" (prompt only, right padding) or "generate" (prompt only, left padding,
         ending in the generation prompt). Budget and suffix: see `ChatCollator`.
@@ -299,6 +300,8 @@ class EditCollator(ChatCollator):
             if record.critique is None:
                 raise CollateError(f"{record.sample_id}: task 'reward' needs a critique, the record has none")
             messages = reward_messages(record.instruction, record.critique)
+        elif self.task == "preference":
+            messages = preference_messages(record.instruction)
         else:
             messages = critic_messages(record.instruction)
         return self.chat_prompt(messages)

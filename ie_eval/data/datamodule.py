@@ -54,6 +54,16 @@ def blank_images(records: Sequence[EditRecord], blank_path) -> list[EditRecord]:
     return [replace(r, source_image=blank_path, edited_image=blank_path) for r in records]
 
 
+def module_collator_inputs(datamodule: L.LightningDataModule) -> tuple[Any, str]:
+    """(processor, prompt_suffix) of the LightningModule the DataModule is trained with (the model may add
+    tokens such as `<SCORE_ANCHOR>`, so the collator must use the model's own processor)."""
+    module = datamodule.trainer.lightning_module if datamodule.trainer is not None else None
+    processor = getattr(module, "processor", None)
+    if processor is None:
+        raise RuntimeError(f"{type(datamodule).__name__} needs a processor: attach it to a module with `.processor`")
+    return processor, getattr(module, "prompt_suffix", "")
+
+
 class EditDataModule(L.LightningDataModule):
     """Train / val / test / predict loaders over source-disjoint splits of one or more manifests."""
 

@@ -79,6 +79,16 @@ def reward_messages(instruction: str, critique: str) -> list[dict]:
     return [{"role": "user", "content": _image_pair_content(task)}]
 
 
+def preference_messages(instruction: str) -> list[dict]:
+    """Ask to rate the edit itself (no critique): the prompt of the pairwise reward model (EditReward-style)."""
+    task = (
+        f"Edit instruction: {_clean(instruction)}\n"
+        "Rate the edited image: its visual quality, how well it follows the instruction, and how well it "
+        "preserves what the instruction does not change."
+    )
+    return [{"role": "user", "content": _image_pair_content(task)}]
+
+
 def _image_pair_content(task: str) -> list[dict]:
     """User content: labelled source image, labelled edited image, then the task text."""
     return [

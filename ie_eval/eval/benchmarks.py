@@ -5,7 +5,8 @@
                      of one instruction (`meta.group_id`, twin pairs), ranked by mean MOS
                      (equal means are ties); per-dim truth from each MOS dim.
     manifest:PATH    any manifest (read_manifest): pointwise only.
-    pairwise:PATH    A/B table (adapters.load_pairwise); also genai_bench:PATH, aurora_bench:PATH.
+    pairwise:PATH    A/B table (adapters.load_pairwise); also genai_bench:PATH, aurora_bench:PATH,
+                     editreward_data:PATH (EditReward-Data's training layout).
     kway:PATH        K-way table (adapters.load_kway); also editreward_bench:PATH.
 
 Records are split by source (`--split`, the source-disjoint hash split) before the views
@@ -18,18 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ie_eval.data.adapters import load_dataset
-from ie_eval.data.adapters.preference import PreferenceGroup, competition_ranks, group_preferences
+from ie_eval.data.adapters import PREFERENCE_ADAPTERS, load_dataset
+from ie_eval.data.adapters.preference import PreferenceGroup, group_preferences, synth_groups
 from ie_eval.data.readers import read_manifest
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
 from ie_eval.data.splits import DEFAULT_SALT, split_records
 from ie_eval.metrics.preference import BENCH_TIE_POLICIES, TiePolicy
 
-PREFERENCE_ADAPTERS: tuple[str, ...] = ("pairwise", "genai_bench", "aurora_bench", "kway", "editreward_bench")
 BENCH_KINDS: tuple[str, ...] = ("synth", "manifest", *PREFERENCE_ADAPTERS)
 DEFAULT_SPLIT_RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
-# Mean MOS is rounded before ranking so float noise does not break a designed tie.
-TIE_DIGITS = 6
 
 
 @dataclass
@@ -95,32 +93,6 @@ def load_benchmark(spec: str, split: str | None = None, salt: str = DEFAULT_SALT
     elif kind in PREFERENCE_ADAPTERS:
         bench.groups = group_preferences(records)
     return bench
-
-
-def synth_groups(pairs: Sequence[EditRecord]) -> tuple[list[PreferenceGroup], dict[str, dict[str, tuple[int, ...]]]]:
-    """Twin-pair groups of the synthetic benchmark (same instruction, different edits), ranked by MOS.
-
-    Only complete groups (>= 2 pairs with MOS) are kept. Overall ranks come from the mean of the
-    three MOS dims, per-dim ranks from each dim; equal values (to TIE_DIGITS) tie.
-    """
-    members: dict[str, list[EditRecord]] = {}
-    for record in pairs:
-        group_id = record.meta.get("group_id")
-        if group_id is not None and record.mos is not None:
-            members.setdefault(str(group_id), []).append(record)
-    groups, dim_ranks = [], {}
-    for group_id, candidates in members.items():
-        if len(candidates) < 2:
-            continue
-        overall = [round(sum(r.mos) / len(r.mos), TIE_DIGITS) for r in candidates]  # type: ignore[arg-type]
-        ranks = tuple(competition_ranks(overall))
-        candidates = [replace(r, meta={**r.meta, "group_id": group_id}) for r in candidates]
-        groups.append(PreferenceGroup(group_id, tuple(candidates), ranks))
-        dim_ranks[group_id] = {
-            dim: tuple(competition_ranks([round(r.mos[i], TIE_DIGITS) for r in candidates]))  # type: ignore[index]
-            for i, dim in enumerate(MOS_DIMS)
-        }
-    return groups, dim_ranks
 
 
 def limit_benchmark(bench: Benchmark, limit: int | None) -> Benchmark:

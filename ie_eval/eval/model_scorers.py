@@ -1,4 +1,5 @@
-"""Scorers backed by our trained models: RE-Reward (`rm:`), the critic score-only (`critic:`) and CoT (`critic-cot:`).
+"""Scorers backed by our trained models: RE-Reward (`rm:`), the critic score-only (`critic:`) and CoT
+(`critic-cot:`), and the pairwise preference reward model (`pairwise-rm:`).
 
 Inputs use the collator budget the model was trained with (`input_budget` in its saved
 config) unless `--max-pixels` / `--max-length` override it.
@@ -97,4 +98,36 @@ class CriticCoTScorer(CriticScorer):
         return ScoreOutput(scores=scores, texts=texts, info={"head_scores": head})
 
 
-SCORER_CLASSES = {"rm": RewardCheckpointScorer, "critic": CriticScorer, "critic-cot": CriticCoTScorer}
+class PairwiseCheckpointScorer(Scorer):
+    """`pairwise-rm:DIR`: a saved PairwiseRewardModel; its scores are mu per dim, sigma per dim goes to info."""
+
+    def __init__(self, directory: str, options: ScorerOptions) -> None:
+        super().__init__(f"pairwise-rm:{directory}")
+        from ie_eval.models.pairwise_model import PairwiseRewardModel
+
+        self.options = options
+        self.model = PairwiseRewardModel.from_pretrained(directory, device=options.device)
+        self.dims = tuple(self.model.dims)
+        self.collator = EditCollator(self.model.processor, task="preference", mode="score",
+                                     prompt_suffix=self.model.prompt_suffix, **budget(self.model, options))
+
+    @torch.inference_mode()
+    def score(self, records: Sequence[EditRecord]) -> ScoreOutput:
+        device = next(self.model.parameters()).device
+        mus, sigmas = [], []
+        for start in range(0, len(records), self.options.batch_size):
+            batch = self.collator(records[start : start + self.options.batch_size])
+            mu, log_sigma = self.model({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
+            mus += mu.float().cpu().tolist()
+            sigmas += log_sigma.float().exp().cpu().tolist()
+        return ScoreOutput(scores=mus, info={"sigma": sigmas, "fusion": self.model.fusion})
+
+    def info(self) -> dict:
+        return super().info() | {"backbone": self.model.backbone_spec, "pooling": self.model.pooling,
+                                 "fusion": self.model.fusion}
+
+
+SCORER_CLASSES = {
+    "rm": RewardCheckpointScorer, "critic": CriticScorer, "critic-cot": CriticCoTScorer,
+    "pairwise-rm": PairwiseCheckpointScorer,
+}

@@ -7,6 +7,7 @@ score (a generated answer that does not parse). SPEC strings:
     rm:DIR            RE-Reward checkpoint (RewardModel.save_pretrained), critique dims
     critic:DIR        critic, score-only (regression head on the prefill), MOS dims
     critic-cot:DIR    critic, CoT: generated critique, scores parsed from its text, MOS dims
+    pairwise-rm:DIR   pairwise preference reward model (EditReward): mu per dim (its dims), sigma in info
     judge:BACKBONE    zero-shot MLLM judge on the edit (any backbone spec or tiny preset), MOS dims
     judge-rm:BACKBONE zero-shot MLLM judge on the critique, critique dims
     psnr | ssim | ms-ssim | gmsd   full-reference source vs edited -> visual quality, content preservation
@@ -87,6 +88,7 @@ SCORER_PREFIXES: dict[str, Callable[[str, ScorerOptions], Scorer]] = {
     "rm": _model_scorer("rm"),
     "critic": _model_scorer("critic"),
     "critic-cot": _model_scorer("critic-cot"),
+    "pairwise-rm": _model_scorer("pairwise-rm"),
     "judge": _judge(critique=False),
     "judge-rm": _judge(critique=True),
 }

@@ -53,6 +53,8 @@ class MultiHeadRegressor(nn.Module):
     backbone's hidden-state scale, which differs between tiny random and real checkpoints. Runs in float32 whatever the backbone dtype.
     """
 
+    outputs_per_head = 1
+
     def __init__(
         self,
         in_features: int,
@@ -75,7 +77,7 @@ class MultiHeadRegressor(nn.Module):
                 nn.Linear(in_features, hidden_size),
                 ACTIVATIONS[activation](),
                 nn.Dropout(dropout),
-                nn.Linear(hidden_size, 1),
+                nn.Linear(hidden_size, self.outputs_per_head),
             )
             for _ in range(num_outputs)
         )
@@ -83,3 +85,36 @@ class MultiHeadRegressor(nn.Module):
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         features = self.norm(pooled.float())
         return torch.cat([head(features) for head in self.heads], dim=-1)
+
+
+class GaussianHeads(MultiHeadRegressor):
+    """(B, H) pooled state -> ((B, D) mu, (B, D) log sigma): one MLP per dimension with two outputs.
+
+    EditReward's heads: each dimension predicts a mean and a log standard deviation (sigma = exp);
+    at inference mu is the score and sigma says how sure the model is.
+    """
+
+    outputs_per_head = 2
+
+    def forward(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        features = self.norm(pooled.float())
+        out = torch.stack([head(features) for head in self.heads], dim=1)  # (B, D, 2)
+        return out[..., 0], out[..., 1]
+
+
+FUSIONS: tuple[str, ...] = ("mean", "min", "sum")
+
+
+def fuse_gaussian_heads(mu: torch.Tensor, log_sigma: torch.Tensor, mode: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., D) per-dimension (mu, log sigma) -> (...) one (mu, log sigma), as EditReward fuses its heads.
+
+    mean: the mean of the mus and of the log sigmas; min: the minimum of each, taken separately;
+    sum: the mus added and the variances added (sigma = sqrt(sum sigma_d^2)).
+    """
+    if mode == "mean":
+        return mu.mean(dim=-1), log_sigma.mean(dim=-1)
+    if mode == "min":
+        return mu.min(dim=-1).values, log_sigma.min(dim=-1).values
+    if mode == "sum":
+        return mu.sum(dim=-1), 0.5 * torch.logsumexp(2 * log_sigma, dim=-1)
+    raise ValueError(f"unknown head fusion {mode!r}; choose one of {FUSIONS}")

@@ -61,6 +61,7 @@ class RewardModel(nn.Module):
     """Scores a collated batch: (B, T) tokens + images -> (B, D) regression scores."""
 
     config_name: ClassVar[str] = CONFIG_NAME
+    head_class: ClassVar[type[MultiHeadRegressor]] = MultiHeadRegressor
 
     def __init__(
         self,
@@ -91,7 +92,7 @@ class RewardModel(nn.Module):
         if pooling == "score_anchor":
             self._add_score_anchor()
         self.pooler = Pooler(pooling, self._anchor_patterns())
-        self.head = MultiHeadRegressor(backbone.hidden_size, len(self.dims), **asdict(self.head_config))
+        self.head = self.head_class(backbone.hidden_size, len(self.dims), **asdict(self.head_config))
         self.register_buffer("reward_weights", torch.tensor(list(reward_weights), dtype=torch.float32), persistent=False)
 
     # --- construction -------------------------------------------------------------------
@@ -187,6 +188,11 @@ class RewardModel(nn.Module):
         return directory
 
     @classmethod
+    def saved_options(cls, config: dict) -> dict[str, Any]:
+        """The constructor arguments of this class that its saved config holds beyond the shared ones."""
+        return {"reward_weights": config["reward_weights"]}
+
+    @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> RewardModel:
         """Rebuild exactly what `save_pretrained` wrote, in eval mode."""
         directory = Path(directory)
@@ -202,7 +208,7 @@ class RewardModel(nn.Module):
         loaded = load_backbone(name, **spec, **quantized_load_kwargs(adapter))
         model = cls(
             loaded, pooling=config["pooling"], marker=config["marker"], head=HeadConfig(**config["head"]),
-            dims=config["dims"], reward_weights=config["reward_weights"], backbone_spec=config["backbone"],
+            dims=config["dims"], backbone_spec=config["backbone"], **cls.saved_options(config),
         )
         if config["added_tokens"]:
             rows = load_file(directory / ADDED_EMBEDDINGS_NAME)["input_embeddings"]

@@ -26,6 +26,7 @@ from PIL import Image
 
 from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.datamodule import blank_images
+from ie_eval.data.pairwise import COMPARISON_KEY, comparison_credits
 from ie_eval.data.phased import record_facts
 from ie_eval.data.records import MOS_DIMS, EditRecord
 from ie_eval.lit.common import as_config, hyperparameters
@@ -34,10 +35,11 @@ from ie_eval.losses.grpo import group_advantages, grpo_loss, loss_rows, zero_std
 from ie_eval.losses.regression import huber_loss
 from ie_eval.metrics.correlation import ScoreCorrelations
 from ie_eval.metrics.factuality import Factuality
+from ie_eval.metrics.pairwise import ComparisonAccuracy
 from ie_eval.models.adapters import AdapterConfig
 from ie_eval.rl.objective import GRPOConfig, check_finite_rewards
 from ie_eval.rl.policy import ReferencePolicy, load_sft_policy, merged_copy
-from ie_eval.rl.rewards import RewardSample, build_rewards
+from ie_eval.rl.rewards import RewardSample
 from ie_eval.rl.rollout import (
     SamplingConfig,
     build_rollout_engine,
@@ -45,6 +47,7 @@ from ie_eval.rl.rollout import (
     completion_logprobs_and_entropy,
 )
 from ie_eval.rl.scorers import RewardSourceConfig, RewardUnavailableError, build_scorer
+from ie_eval.rl.terms import build_rewards
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,7 @@ class GRPOModule(L.LightningModule):
         self.val_text = ScoreCorrelations(MOS_DIMS)
         self.val_factuality = Factuality()
         self.val_blank_factuality = Factuality()
+        self.val_pairs_text, self.val_pairs_head = ComparisonAccuracy(), ComparisonAccuracy()  # GCPO prompts only
         self.rewards = None  # built in setup: a reward client is not part of the module's state
 
     # --- setup --------------------------------------------------------------------------
@@ -345,17 +349,23 @@ class GRPOModule(L.LightningModule):
         parsed = torch.tensor([list(s.parsed_scores) if s.parsed_scores is not None else [float("nan")] * 3
                                for s in rewards.samples], dtype=torch.float32, device=self.device)
         self.log(f"{stage}/format_rate", (~parsed.isnan().any(dim=1)).float().mean(), batch_size=size, sync_dist=True)
+        with torch.no_grad():
+            head_scores = self.model(prompts).float()
+        per_prompt = parsed.reshape(size, group, -1).nanmean(dim=1)  # (P, 3); NaN where nothing parsed
+        if any(COMPARISON_KEY in r.meta for r in records):  # which of two edits the critiques prefer (GCPO)
+            self.val_pairs_text.update(comparison_credits(records, per_prompt.mean(dim=1)))
+            self.val_pairs_head.update(comparison_credits(records, head_scores.mean(dim=1)))
         has_mos = prompts["mos_mask"].bool()
         if has_mos.any():
-            with torch.no_grad():
-                head.update(self.model(prompts)[has_mos].float(), prompts["mos"][has_mos].float())
-            per_prompt = parsed.reshape(size, group, -1).nanmean(dim=1)  # (P, 3); NaN where nothing parsed
+            head.update(head_scores[has_mos], prompts["mos"][has_mos].float())
             keep = has_mos & ~per_prompt.isnan().any(dim=1)
             if keep.any():
                 text.update(per_prompt[keep], prompts["mos"][keep].float())
 
     def log_correlations(self, stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
-        for prefix, metric in (("head", head), ("text", text), ("", self.val_factuality), ("blank_", self.val_blank_factuality)):
+        metrics = (("head", head), ("text", text), ("", self.val_factuality), ("blank_", self.val_blank_factuality),
+                   ("text_", self.val_pairs_text), ("head_", self.val_pairs_head))
+        for prefix, metric in metrics:
             if metric.update_count:
                 for name, value in metric.compute().items():
                     prefixed = f"{prefix}_{name}" if prefix in ("head", "text") else f"{prefix}{name}"

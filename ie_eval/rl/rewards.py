@@ -1,38 +1,24 @@
-"""GRPO rewards: the terms of one composite reward, each a small class with `__call__(samples) -> (N,) tensor`.
+"""GRPO's composite reward: `RewardSample`s (one per completion) in, a weighted sum of terms out.
 
-- `ReRewardTerm`: RE-Reward's critique scores, r = w_L * logicality + w_A * accuracy + w_U * usefulness
-  (paper eq. 6 / 12), from any `RewardScorer` (`RewardScoring` in-process or `RewardClient` over
-  HTTP), with GRPO's one retry layer.
-- `MosScoreTerm`: verifiable score reward of the parsed text scores against MOS (IE-Critic-R1).
-- `FormatTerm`: 1 if the critique has the required structure, else 0.
-- `CompositeReward`: sum_k weight_k * reward_k, keeping every component for logging.
-
-`build_rewards(config, scorer)` builds a CompositeReward from a list of dicts such as
-`[{"name": "re_reward", "weight": 1.0, "weights": {...}}, {"name": "mos_l1", "type": "mos", "weight": 0.5,
-"kind": "l1"}, {"name": "format", "weight": 0.1}]` (`type` defaults to `name`).
+- `RewardSample`: a completion, the edit it critiques, what parses from it, its MOS and, for GCPO,
+  the comparison it belongs to.
+- `RewardTerm`: the interface of a term, `__call__(samples) -> (N,) tensor` (the terms: rl/terms.py).
+- `CompositeReward`: sum_k weight_k * reward_k, keeping every component for logging
+  (`CompositeRewardValues.metrics`); `rl/terms.py`'s `build_rewards` builds one from a config.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
 from ie_eval.data.critique_format import ParsedCritique, parse_critique
-from ie_eval.data.prompts import SCORE_RANGE
-from ie_eval.data.records import CRITIQUE_DIMS, EditRecord
-from ie_eval.rl.scorers import RewardUnavailableError, ScoringGuard, check_scores, refused_item
-from ie_eval.serve.base import ImageLike, RewardItem, RewardScorer, RewardScores, RewardServerError
-
-log = logging.getLogger(__name__)
-
-MOS_KINDS: tuple[str, ...] = ("l1", "gaussian", "laplace")
-MOS_SCALES: tuple[str, ...] = ("probit", "text")
+from ie_eval.data.pairwise import COMPARISON_KEY, ROLE_KEY
+from ie_eval.data.records import EditRecord
+from ie_eval.serve.base import ImageLike
 
 
 @dataclass(frozen=True)
@@ -50,6 +36,7 @@ class RewardSample:
     completion: str
     parsed: ParsedCritique | None = None
     mos: tuple[float, float, float] | None = None
+    comparison: tuple[str, str] | None = None  # (comparison id, role) of a GCPO prompt
 
     def __post_init__(self) -> None:
         if self.parsed is None:
@@ -57,7 +44,11 @@ class RewardSample:
 
     @classmethod
     def from_record(cls, record: EditRecord, completion: str) -> RewardSample:
-        return cls(record.source_image, record.edited_image, record.instruction, completion, mos=record.mos)
+        comparison = None
+        if COMPARISON_KEY in record.meta:
+            comparison = (str(record.meta[COMPARISON_KEY]), str(record.meta[ROLE_KEY]))
+        return cls(record.source_image, record.edited_image, record.instruction, completion, mos=record.mos,
+                    comparison=comparison)
 
     @property
     def parsed_scores(self) -> tuple[float, float, float] | None:
@@ -77,186 +68,6 @@ class RewardTerm:
     def applies(self, samples: Sequence[RewardSample]) -> torch.Tensor:
         """(N,) bool: which samples this component rewards (all, unless overridden)."""
         return torch.ones(len(samples), dtype=torch.bool)
-
-
-class ReRewardTerm(RewardTerm):
-    """RE-Reward score r = sum_k w_k * score_k over (logicality, accuracy, usefulness), from a `RewardScorer`
-    (`RewardScoring` in-process or `RewardClient` over HTTP), through GRPO's one retry layer.
-
-    weights: {dim: w}; None takes the scorer's own weighted `reward` (the server's weights).
-    guard: retries within a deadline, critique truncation, and the penalty of an item the scorer
-    still refuses (HTTP 4xx naming `items.<i>`); the HTTP client itself makes one attempt per call.
-    Every other failure raises `RewardUnavailableError` naming its cause: no partial or zero
-    rewards are invented. A blank completion cannot be scored (scorers refuse blank critiques);
-    it gets the lowest reward of the batch, so it is never preferred over a written critique.
-    """
-
-    def __init__(
-        self, scorer: RewardScorer, weights: Mapping[str, float] | None = None, guard: ScoringGuard | None = None
-    ) -> None:
-        if weights is not None:
-            unknown, missing = sorted(set(weights) - set(CRITIQUE_DIMS)), sorted(set(CRITIQUE_DIMS) - set(weights))
-            if unknown or missing:
-                raise ValueError(f"ReRewardTerm weights need exactly {CRITIQUE_DIMS}; unknown {unknown}, missing {missing}")
-        self.scorer = scorer
-        self.weights = None if weights is None else {dim: float(weights[dim]) for dim in CRITIQUE_DIMS}
-        self.guard = guard or ScoringGuard()
-        self.refused_items = 0  # items scored with the penalty since construction
-
-    def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
-        written = [i for i, s in enumerate(samples) if s.completion.strip()]
-        items = [
-            RewardItem(samples[i].source_image, samples[i].edited_image, samples[i].instruction, samples[i].completion)
-            for i in written
-        ]
-        values = [self.combine(s.as_dict()) for s in self.score(items)]
-        out = torch.full((len(samples),), min(values, default=0.0), dtype=torch.float32)
-        out[written] = torch.tensor(values, dtype=torch.float32)
-        return out
-
-    def combine(self, scores: Mapping[str, float]) -> float:
-        if self.weights is None:
-            return float(scores["reward"])
-        return sum(w * float(scores[dim]) for dim, w in self.weights.items())
-
-    def score(self, items: Sequence[RewardItem]) -> list[RewardScores]:
-        """One finite `RewardScores` per item (refused items: the penalty), or `RewardUnavailableError`."""
-        guard = self.guard
-        deadline = time.monotonic() + guard.deadline_s
-        sendable = [replace(i, critique=i.critique[: guard.max_critique_chars]) for i in items]
-        results: list[RewardScores | None] = [None] * len(items)
-        pending = list(range(len(items)))
-        while pending:
-            try:
-                scores = self.call_scorer(deadline, [sendable[i] for i in pending])
-            except RewardUnavailableError:
-                raise
-            except RewardServerError as err:
-                index = refused_item(err, len(pending))
-                if index is None:
-                    raise RewardUnavailableError(f"the reward model refused the request: {err}", "refused",
-                                                 err.status, err.field) from err
-                refused = pending.pop(index)
-                log.warning("reward server refused item %d (%s); scoring it %s", refused, err, guard.refused_penalty)
-                value = guard.refused_penalty
-                results[refused] = RewardScores(value, value, value, value)
-                self.refused_items += 1
-                continue
-            check_scores(scores, len(pending))
-            for position, score in zip(pending, scores, strict=True):
-                results[position] = score
-            pending = []
-        return [r for r in results if r is not None]
-
-    def call_scorer(self, deadline: float, items: list[RewardItem]) -> list[RewardScores]:
-        """The scorer, retried on failures other than a refusal, within `attempts` and the deadline."""
-        guard = self.guard
-        last: RewardServerError | None = None
-        for attempt in range(1, guard.attempts + 1):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                if hasattr(self.scorer, "score_within"):
-                    return self.scorer.score_within(items, remaining)
-                return self.scorer.score(items)
-            except RewardServerError as err:
-                if err.status is not None and 400 <= err.status < 500:
-                    raise
-                if err.cause is not None:  # an answer came back, and it is wrong: retrying will not fix it
-                    raise RewardUnavailableError(str(err), err.cause, err.status, err.field) from err
-                last = err
-                log.warning("reward scoring failed (attempt %d/%d): %s", attempt, guard.attempts, err)
-                pause = min(guard.backoff_s * 2 ** (attempt - 1), max(0.0, deadline - time.monotonic()))
-                if attempt < guard.attempts and pause > 0:
-                    time.sleep(pause)
-        raise RewardUnavailableError(
-            f"no rewards within {guard.attempts} attempts / deadline_s={guard.deadline_s}; last error: {last}",
-            "unreachable", getattr(last, "status", None),
-        ) from last
-
-
-def mos_to_text_scale(mos: torch.Tensor, scale: str = "probit", score_range: tuple[float, float] = SCORE_RANGE) -> torch.Tensor:
-    """MOS targets -> the critique's score scale [low, high], so text scores and MOS compare like with like.
-
-    "probit": targets are Phi^-1(percentile) (ECDF-probit, data/normalize.py), so the text-scale
-        value is low + (high - low) * Phi(mos): the percentile spread over the score range.
-    "text": targets already are on the critique's scale (e.g. raw mean ratings on 1..5).
-    """
-    if scale not in MOS_SCALES:
-        raise ValueError(f"unknown mos_scale {scale!r}; choose one of {MOS_SCALES}")
-    if scale == "text":
-        return mos
-    low, high = score_range
-    return low + (high - low) * torch.special.ndtr(mos)
-
-
-class MosScoreTerm(RewardTerm):
-    """Verifiable score reward of the parsed final-assessment scores against MOS (IE-Critic-R1).
-
-    With d_k = pred_k - mos_k on the text scale (`mos_to_text_scale`), averaged over the 3 dims:
-        l1:        1 - |d_k| / (high - low)         in [0, 1]
-        gaussian:  exp(-d_k^2 / (2 sigma^2))        in (0, 1]
-        laplace:   exp(-|d_k| / b)                  in (0, 1]
-    A completion whose scores do not parse gets 0, the minimum of every kind. Samples without MOS
-    get 0 and are outside `applies` (their mean is not logged).
-    """
-
-    def __init__(
-        self,
-        kind: str = "l1",
-        *,
-        sigma: float | None = None,
-        b: float | None = None,
-        mos_scale: str = "probit",
-        score_range: Sequence[float] = SCORE_RANGE,
-    ) -> None:
-        if kind not in MOS_KINDS:
-            raise ValueError(f"unknown MOS reward kind {kind!r}; choose one of {MOS_KINDS}")
-        if kind == "gaussian" and not (sigma and sigma > 0):
-            raise ValueError("MosScoreTerm(kind='gaussian') needs sigma > 0")
-        if kind == "laplace" and not (b and b > 0):
-            raise ValueError("MosScoreTerm(kind='laplace') needs b > 0")
-        if mos_scale not in MOS_SCALES:
-            raise ValueError(f"unknown mos_scale {mos_scale!r}; choose one of {MOS_SCALES}")
-        self.kind, self.sigma, self.b, self.mos_scale = kind, sigma, b, mos_scale
-        self.score_range = (float(score_range[0]), float(score_range[1]))
-
-    def applies(self, samples: Sequence[RewardSample]) -> torch.Tensor:
-        return torch.tensor([s.mos is not None for s in samples], dtype=torch.bool)
-
-    def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
-        out = torch.zeros(len(samples), dtype=torch.float32)
-        rows = [i for i, s in enumerate(samples) if s.mos is not None and s.parsed_scores is not None]
-        if not rows:
-            return out
-        pred = torch.tensor([samples[i].parsed_scores for i in rows], dtype=torch.float64)
-        mos = mos_to_text_scale(torch.tensor([samples[i].mos for i in rows], dtype=torch.float64), self.mos_scale, self.score_range)
-        d = pred - mos  # (n, 3)
-        if self.kind == "l1":
-            per_dim = 1 - d.abs() / (self.score_range[1] - self.score_range[0])
-        elif self.kind == "gaussian":
-            per_dim = torch.exp(-(d**2) / (2 * self.sigma**2))
-        else:
-            per_dim = torch.exp(-d.abs() / self.b)
-        out[rows] = per_dim.mean(dim=1).float()
-        return out
-
-
-class FormatTerm(RewardTerm):
-    """1 if the critique parses into the required structure, else 0.
-
-    require="structured": every dimension's observations section and all three final scores
-    (`ParsedCritique.structured`); "parsed": the three final scores alone (`ParsedCritique.parsed`).
-    """
-
-    def __init__(self, require: str = "structured") -> None:
-        if require not in ("structured", "parsed"):
-            raise ValueError(f"FormatTerm require must be 'structured' or 'parsed', got {require!r}")
-        self.require = require
-
-    def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
-        return torch.tensor([float(getattr(s.parsed, self.require)) for s in samples], dtype=torch.float32)
 
 
 @dataclass
@@ -322,36 +133,3 @@ class CompositeReward:
             total += weight * torch.where(applies, values, torch.zeros_like(values))
             parts[name] = TermValues(values=values, applies=applies, weight=weight)
         return CompositeRewardValues(total=total, components=parts, samples=list(samples))
-
-
-REWARD_TYPES: dict[str, type[RewardTerm]] = {"re_reward": ReRewardTerm, "mos": MosScoreTerm, "format": FormatTerm}
-
-
-def build_rewards(
-    config: Sequence[Mapping[str, Any]], scorer: RewardScorer | None = None, guard: ScoringGuard | None = None
-) -> CompositeReward:
-    """CompositeReward from config dicts {name, weight, type (default: name), **options of the class}.
-
-    `scorer` serves the "re_reward" components, inside `guard` (the run's `reward_source`);
-    a config that uses one without a scorer fails here.
-    """
-    components = []
-    for index, spec in enumerate(config):
-        options = dict(spec)
-        name = options.pop("name", None)
-        if not name or "weight" not in options:
-            raise ValueError(f"rewards[{index}]: each reward needs a `name` and a `weight`, got {dict(spec)}")
-        weight = float(options.pop("weight"))
-        kind = options.pop("type", name)
-        if kind not in REWARD_TYPES:
-            raise ValueError(f"rewards[{index}] '{name}': unknown type {kind!r}; choose one of {sorted(REWARD_TYPES)}")
-        if kind == "re_reward":
-            if scorer is None:
-                raise ValueError(f"rewards[{index}] '{name}': an RE-Reward component needs a reward scorer")
-            options.update(scorer=scorer, guard=guard)
-        try:
-            reward = REWARD_TYPES[kind](**options)
-        except TypeError as err:
-            raise ValueError(f"rewards[{index}] '{name}' ({kind}): {err}") from err
-        components.append((name, weight, reward))
-    return CompositeReward(components)

@@ -1,7 +1,7 @@
 """Where GRPO's RE-Reward scores come from: a reward server over HTTP, or the model in-process.
 
 `build_scorer` gives a `RewardClient` (one attempt per call) or a `RewardScoring`; `ReRewardTerm`
-(rl/rewards.py) is the one retry layer around it, as its `ScoringGuard` says.
+(rl/terms.py) is the one retry layer around it, as its `ScoringGuard` says.
 What the policy wrote is never a crash: critiques longer than the server takes are cut to
 `max_critique_chars` before they are sent, and an item the server still refuses (HTTP 4xx naming
 `items.<i>`) gets `refused_penalty` as its scores. Every other failure (server unreachable or

@@ -253,3 +253,13 @@ def test_registry_lists_every_layout_and_rejects_unknown(root: Path) -> None:
             "editreward_bench", "manifest"} <= set(ADAPTERS)
     with pytest.raises(ValueError, match="unknown dataset adapter 'nope'"):
         load_dataset("nope", root / "x.csv")
+
+
+def test_editreward_data_training_layout_puts_the_preferred_edit_first(root: Path) -> None:
+    rows = [{"prompt": "add a hat", "path_src": "src/a.png", "path1": "m2/a.png", "path2": "m1/a.png",
+             "model1": "m2", "model2": "m1", "confidence": 0.9}]
+    records = load_dataset("editreward_data", write_jsonl(root / "train.jsonl", rows)).records
+    assert [(r.edited_image.name, r.meta["rank"], r.meta["model"]) for r in records] == [("a.png", 1, "m2"),
+                                                                                         ("a.png", 2, "m1")]
+    assert records[0].edited_image.parent.name == "m2" and records[0].instruction == "add a hat"
+    assert group_preferences(records)[0].pairs() == [(0, 1, 1.0)]

@@ -7,15 +7,8 @@ import torch
 
 from ie_eval.data.prompts import format_critique
 from ie_eval.data.records import MOS_DIMS
-from ie_eval.rl.rewards import (
-    CompositeReward,
-    FormatTerm,
-    MosScoreTerm,
-    ReRewardTerm,
-    RewardSample,
-    build_rewards,
-    mos_to_text_scale,
-)
+from ie_eval.rl.rewards import CompositeReward, RewardSample
+from ie_eval.rl.terms import FormatTerm, MosScoreTerm, ReRewardTerm, WinRatioTerm, build_rewards, mos_to_text_scale
 from ie_eval.rl.scorers import ScoringGuard
 from ie_eval.serve.base import RewardItem
 
@@ -149,3 +142,25 @@ def test_build_rewards_from_config(local_reward):
 def test_build_rewards_rejects_bad_config(config, message):
     with pytest.raises(ValueError, match=message):
         build_rewards(config, scorer=None)
+
+
+def comparison_sample(scores, comparison, role):
+    text = critique(scores) if scores is not None else "no scores here"
+    return RewardSample("s.png", "e.png", "make it blue", text, comparison=(comparison, role))
+
+
+def test_win_ratio_term_pairs_each_trace_with_the_other_side_of_its_comparison():
+    samples = [
+        comparison_sample([4, 4, 4], "c1", "preferred"), comparison_sample([2, 2, 2], "c1", "preferred"),
+        comparison_sample([3, 3, 3], "c1", "rejected"), comparison_sample(None, "c1", "rejected"),
+        comparison_sample([1, 1, 1], "c2", "preferred"), comparison_sample([5, 5, 5], "c2", "rejected"),
+        sample(critique([3, 3, 3])),  # not part of a comparison
+    ]
+    term = WinRatioTerm()
+    # c1: tau_w = [4, 2], tau_l = [3, unparsed]; c2: tau_w = [1], tau_l = [5]
+    assert term(samples).tolist() == pytest.approx([0.5, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0])
+    assert term.applies(samples).tolist() == [True] * 6 + [False]
+    with pytest.raises(ValueError, match="both sides"):
+        term(samples[:2])
+    composite = build_rewards([{"name": "win_ratio", "weight": 1.0}, {"name": "format", "weight": 0.5}])
+    assert composite(samples).total[0].item() == pytest.approx(0.5 + 0.5)

@@ -14,7 +14,7 @@ from pathlib import Path
 from ie_eval.data.adapters.ebench import load_ebench
 from ie_eval.data.adapters.iebench import load_iebench
 from ie_eval.data.adapters.kway import load_kway
-from ie_eval.data.adapters.pairwise import load_pairwise
+from ie_eval.data.adapters.pairwise import EDITREWARD_DATA_COLUMNS, load_pairwise
 from ie_eval.data.adapters.preference import PreferenceGroup, group_preferences
 from ie_eval.data.adapters.reasonedit import load_reasonedit_cot, load_reasonedit_reward
 from ie_eval.data.readers import ManifestReadResult, read_manifest
@@ -28,9 +28,17 @@ ADAPTERS: dict[str, Callable[..., ManifestReadResult]] = {
     "genai_bench": partial(load_pairwise, dataset="genai_bench"),
     "aurora_bench": partial(load_pairwise, dataset="aurora_bench"),
     "pairwise": load_pairwise,
+    "editreward_data": partial(load_pairwise, dataset="editreward_data", columns=EDITREWARD_DATA_COLUMNS,
+                               default_label="A"),
     "editreward_bench": partial(load_kway, dataset="editreward_bench"),
     "kway": load_kway,
 }
+
+
+# The adapters whose records carry preference meta (groups of compared candidates).
+PREFERENCE_ADAPTERS: tuple[str, ...] = (
+    "pairwise", "genai_bench", "aurora_bench", "editreward_data", "kway", "editreward_bench",
+)
 
 
 def load_dataset(name: str, path: str | Path, **kwargs) -> ManifestReadResult:
@@ -40,4 +48,4 @@ def load_dataset(name: str, path: str | Path, **kwargs) -> ManifestReadResult:
     return ADAPTERS[name](path, **kwargs)
 
 
-__all__ = ["ADAPTERS", "PreferenceGroup", "group_preferences", "load_dataset"]
+__all__ = ["ADAPTERS", "PREFERENCE_ADAPTERS", "PreferenceGroup", "group_preferences", "load_dataset"]

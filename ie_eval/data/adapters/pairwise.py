@@ -48,6 +48,20 @@ PAIRWISE_LABELS: Mapping[str, str] = {
 }
 
 
+# EditReward-Data's training JSON (TIGER-AI-Lab/EditReward, TRAIN_README.md): path1 is always the
+# preferred edit, so there is no label column (`default_label="A"`).
+EDITREWARD_DATA_COLUMNS: Mapping[str, str | None] = {
+    "group_id": "id",
+    "source_image": "path_src",
+    "instruction": "prompt",
+    "edited_a": "path1",
+    "edited_b": "path2",
+    "label": "label",
+    "model_a": "model1",
+    "model_b": "model2",
+}
+
+
 def _winner(label: object, labels: Mapping[str, str], context: str) -> str:
     winner = labels.get(str(label).strip().lower())
     if winner not in ("A", "B", "tie"):
@@ -57,15 +71,20 @@ def _winner(label: object, labels: Mapping[str, str], context: str) -> str:
 
 def load_pairwise(
     path: str | Path, *, dataset: str = "pairwise", columns: Columns = None,
-    label_map: Mapping[str, str] | None = None, **options: Unpack[TableOptions],
+    label_map: Mapping[str, str] | None = None, default_label: str | None = None, **options: Unpack[TableOptions],
 ) -> ManifestReadResult:
-    """Two candidate records per comparison row, ranked by the label."""
+    """Two candidate records per comparison row, ranked by the label.
+
+    default_label: the label of a row without one (EditReward-Data's training layout puts the
+    preferred edit first and has no label column: "A").
+    """
     mapping = merge_columns(PAIRWISE_COLUMNS, columns, dataset)
     labels = {**PAIRWISE_LABELS, **{str(k).lower(): v for k, v in (label_map or {}).items()}}
 
     def mapper(row: Row, context: str) -> list[dict]:
         group_id, shared = group_fields(row, mapping, context, dataset)
-        label = cell(row, mapping, "label", context)
+        label = cell(row, mapping, "label", context, required=default_label is None)
+        label = default_label if label is None else label
         winner = _winner(label, labels, context)
         ranks = {"A": (1, 2), "B": (2, 1), "tie": (1, 1)}[winner]
         out = []

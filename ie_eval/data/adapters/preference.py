@@ -13,11 +13,13 @@ competition ranking otherwise: 1, 1, 3). `group_preferences` turns such records 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ie_eval.data.records import EditRecord, RecordError
+from ie_eval.data.records import MOS_DIMS, EditRecord, RecordError
 
 PREFERENCE_META_KEYS: tuple[str, ...] = ("group_id", "rank", "group_size", "candidate")
+# Mean MOS is rounded before ranking so float noise does not break a designed tie.
+TIE_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -76,3 +78,29 @@ def group_preferences(records: Iterable[EditRecord]) -> list[PreferenceGroup]:
         ranks = tuple(int(c.meta["rank"]) for c in candidates)
         groups.append(PreferenceGroup(group_id, tuple(candidates), ranks))
     return groups
+
+
+def synth_groups(pairs: Sequence[EditRecord]) -> tuple[list[PreferenceGroup], dict[str, dict[str, tuple[int, ...]]]]:
+    """Twin-pair groups of the synthetic benchmark (same instruction, different edits), ranked by MOS.
+
+    Only complete groups (>= 2 pairs with MOS) are kept. Overall ranks come from the mean of the
+    three MOS dims, per-dim ranks from each dim; equal values (to TIE_DIGITS) tie.
+    """
+    members: dict[str, list[EditRecord]] = {}
+    for record in pairs:
+        group_id = record.meta.get("group_id")
+        if group_id is not None and record.mos is not None:
+            members.setdefault(str(group_id), []).append(record)
+    groups, dim_ranks = [], {}
+    for group_id, candidates in members.items():
+        if len(candidates) < 2:
+            continue
+        overall = [round(sum(r.mos) / len(r.mos), TIE_DIGITS) for r in candidates]  # type: ignore[arg-type]
+        ranks = tuple(competition_ranks(overall))
+        candidates = [replace(r, meta={**r.meta, "group_id": group_id}) for r in candidates]
+        groups.append(PreferenceGroup(group_id, tuple(candidates), ranks))
+        dim_ranks[group_id] = {
+            dim: tuple(competition_ranks([round(r.mos[i], TIE_DIGITS) for r in candidates]))  # type: ignore[index]
+            for i, dim in enumerate(MOS_DIMS)
+        }
+    return groups, dim_ranks

@@ -1,0 +1,108 @@
+"""GCPO prompts: preference pairs, each given to the policy as its two edits (preferred, rejected).
+
+A batch is a flat list of `EditRecord`s, the two sides of each of `pairs_per_step` comparisons
+next to each other, each carrying `meta["comparison_id"]` and `meta["comparison_role"]`, so the
+GRPO module collates them like any prompts and `WinRatioTerm` finds each trace's opponents.
+Pairs labelled as ties ("same") are left out, as Edit-R1 does. Sources and splits are those of
+the pairwise reward model (`ie_eval.data.pairwise`: synth:DIR, pairwise:PATH, kway:PATH, ...).
+Under DDP the train batches shard themselves (ranks take turns on one seeded stream), so the
+trainer runs with `use_distributed_sampler: false`, as for GRPO.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+
+import lightning as L
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ie_eval.data.pairwise import (
+    COMPARISON_KEY,
+    ROLE_KEY,
+    PreferencePair,
+    read_preference_groups,
+    split_pairs,
+)
+from ie_eval.data.records import EditRecord
+from ie_eval.data.sampler import distributed_replicas
+from ie_eval.data.splits import DEFAULT_RATIOS, DEFAULT_SALT
+from ie_eval.rl.prompt_data import PromptMixSampler
+
+log = logging.getLogger(__name__)
+
+
+def comparison_prompts(pair: PreferencePair) -> list[EditRecord]:
+    """The pair's [preferred, rejected] edits as prompts (critique fields dropped) tagged with the comparison."""
+    comparison = f"{pair.group_id}:{pair.first.pair_id}|{pair.second.pair_id}"
+    return [
+        replace(record, critique=None, critique_id=None, critique_scores=None,
+                meta={**record.meta, COMPARISON_KEY: comparison, ROLE_KEY: role})
+        for record, role in ((pair.preferred, "preferred"), (pair.rejected, "rejected"))
+    ]
+
+
+def flatten(pairs: Sequence[PreferencePair]) -> list[EditRecord]:
+    return [record for pair in pairs for record in comparison_prompts(pair)]
+
+
+class ComparisonPromptDataModule(L.LightningDataModule):
+    """Train comparisons `pairs_per_step` at a time; held-out (val / test) comparisons from unseen sources.
+
+    Args:
+        sources: preference source SPECs (see `ie_eval.data.pairwise`).
+        pairs_per_step: comparisons per GCPO step (2 prompts each, each sampled `group_size` times).
+        eval_batch_size: comparisons per held-out batch. val_pairs / test_pairs: caps (None: all).
+    """
+
+    def __init__(
+        self,
+        sources: str | list[str],
+        pairs_per_step: int = 2,
+        split_ratios: dict[str, float] | None = None,
+        split_salt: str = DEFAULT_SALT,
+        strict: bool = True,
+        eval_batch_size: int = 8,
+        val_pairs: int | None = None,
+        test_pairs: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.sources = [sources] if isinstance(sources, str) else list(sources)
+        self.split_ratios = split_ratios or dict(DEFAULT_RATIOS)
+        self.splits: dict[str, list[PreferencePair]] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        groups = [g for spec in self.sources for g in read_preference_groups(spec, self.hparams.strict)]
+        self.splits = split_pairs(groups, self.split_ratios, self.hparams.split_salt)
+        if not self.splits.get("train"):
+            raise ValueError(f"{self.sources}: no train comparisons after the split {self.split_ratios}")
+        log.info("GCPO comparisons: %s", {name: len(pairs) for name, pairs in self.splits.items()})
+
+    def train_dataloader(self) -> DataLoader:
+        pairs = self.splits["train"]
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
+            raise ValueError("GCPO comparisons shard themselves across ranks: run the trainer with "
+                             "`use_distributed_sampler: false` (configs/gcpo/*.yaml set it)")
+        sampler = PromptMixSampler(range(len(pairs)), [], self.hparams.pairs_per_step, 1.0, self.hparams.seed)
+        return DataLoader(pairs, batch_sampler=sampler, collate_fn=flatten)
+
+    def _held_out(self, split: str, cap: int | None) -> DataLoader:
+        pairs = sorted(self.splits.get(split, []), key=lambda p: (p.group_id, p.first.pair_id))
+        if not pairs:
+            raise ValueError(f"split '{split}' has no comparisons; check split_ratios {self.split_ratios}")
+        pairs = pairs[:cap] if cap else pairs
+        num_replicas, rank = distributed_replicas(None, None)
+        sampler = DistributedSampler(pairs, num_replicas, rank, shuffle=False) if num_replicas > 1 else None
+        return DataLoader(pairs, batch_size=self.hparams.eval_batch_size, sampler=sampler, collate_fn=flatten)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._held_out("val", self.hparams.val_pairs)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._held_out("test", self.hparams.test_pairs)
