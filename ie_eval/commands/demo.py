@@ -59,13 +59,19 @@ def scatter_plot(predictions: list[dict], path: Path) -> Path:
     return draw(scores, targets, CRITIQUE_DIMS, path, "RE-Reward (tiny, synthetic test split): prediction vs target")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ie-eval demo", description=__doc__)
-    parser.add_argument("--config", action="append", help=f"config, repeatable for overlays (default {DEFAULT_CONFIG})")
-    parser.add_argument("--data", default="data/synth", help="synthetic benchmark dir (made if absent)")
-    parser.add_argument("--n-sources", type=int, default=160)
+def synth_run_parser(prog: str, description: str | None, config: str, data: str, n_sources: int, out: str):
+    """The arguments of a driver that trains one stage on a synthetic benchmark it makes if absent."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", action="append", help=f"config, repeatable for overlays (default {config})")
+    parser.add_argument("--data", default=data, help="synthetic benchmark dir (made if absent)")
+    parser.add_argument("--n-sources", type=int, default=n_sources)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/demo")
+    parser.add_argument("--out", default=out)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = synth_run_parser("ie-eval demo", __doc__, DEFAULT_CONFIG, "data/synth", 160, "runs/demo")
     parser.add_argument("--max-epochs", type=int, default=None)
     args = parser.parse_args(argv)
 

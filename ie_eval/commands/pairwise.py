@@ -9,7 +9,6 @@ the score difference on the closer and the wider half of the pairs by truth gap.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections.abc import Sequence
@@ -45,12 +44,10 @@ def sigma_by_gap(pairs: Sequence, sigma: dict[str, float]) -> dict[str, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ie-eval pairwise", description=__doc__)
-    parser.add_argument("--config", action="append", help=f"config, repeatable for overlays (default {DEFAULT_CONFIG})")
-    parser.add_argument("--data", default="data/synth-pairwise", help="synthetic benchmark dir (made if absent)")
-    parser.add_argument("--n-sources", type=int, default=600)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="runs/pairwise-tiny")
+    from ie_eval.commands.demo import synth_run_parser
+
+    parser = synth_run_parser("ie-eval pairwise", __doc__, DEFAULT_CONFIG, "data/synth-pairwise", 600,
+                              "runs/pairwise-tiny")
     args = parser.parse_args(argv)
 
     import torch

@@ -123,7 +123,37 @@ class PairCollator:
         return batch
 
 
-class PairwiseDataModule(L.LightningDataModule):
+class PreferenceDataModule(L.LightningDataModule):
+    """What the preference datamodules share: their source SPECs, the split ratios, the pairs of each
+    split (`setup`), and held-out loaders over them (`held_out_loader`, which a subclass implements)."""
+
+    include_ties = False
+
+    def use_sources(self, sources: str | list[str], split_ratios: dict[str, float] | None) -> None:
+        self.sources = [sources] if isinstance(sources, str) else list(sources)
+        self.split_ratios = split_ratios or dict(DEFAULT_RATIOS)
+        self.splits: dict[str, list[PreferencePair]] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        groups = [g for spec in self.sources for g in read_preference_groups(spec, self.hparams.strict)]
+        self.splits = split_pairs(groups, self.split_ratios, self.hparams.split_salt, self.include_ties)
+        if not self.splits.get("train") and "train" in self.split_ratios:
+            raise ValueError(f"{self.sources}: no train pairs after the split {self.split_ratios}")
+        log.info("%s pairs per split: %s", type(self).__name__, {k: len(v) for k, v in self.splits.items()})
+
+    def held_out_loader(self, split: str) -> DataLoader:
+        raise NotImplementedError
+
+    def val_dataloader(self) -> DataLoader:
+        return self.held_out_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.held_out_loader("test")
+
+
+class PairwiseDataModule(PreferenceDataModule):
     """Train / val / test loaders of preference pairs over source-disjoint splits of the `sources` SPECs.
 
     include_ties: keep tied pairs (only the `bt_ties` loss learns from them; the others skip them).
@@ -148,16 +178,8 @@ class PairwiseDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.sources = [sources] if isinstance(sources, str) else list(sources)
-        self.split_ratios = split_ratios or dict(DEFAULT_RATIOS)
-        self.splits: dict[str, list[PreferencePair]] = {}
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        groups = [g for spec in self.sources for g in read_preference_groups(spec, self.hparams.strict)]
-        self.splits = split_pairs(groups, self.split_ratios, self.hparams.split_salt, self.hparams.include_ties)
-        log.info("preference pairs per split: %s", {name: len(pairs) for name, pairs in self.splits.items()})
+        self.use_sources(sources, split_ratios)
+        self.include_ties = include_ties
 
     def collator(self) -> PairCollator:
         processor, prompt_suffix = module_collator_inputs(self)
@@ -179,11 +201,8 @@ class PairwiseDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
+    def held_out_loader(self, split: str) -> DataLoader:
+        return self._loader(split, train=False)
 
 
 def comparison_credits(records: Sequence[EditRecord], scores: torch.Tensor) -> torch.Tensor:

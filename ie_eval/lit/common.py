@@ -56,12 +56,12 @@ class ScoringStageModule(L.LightningModule):
     def __init__(
         self,
         *,
-        backbone: str = "tiny-qwen3.5",
-        backbone_kwargs: dict | None = None,
-        adapter: AdapterConfig | None = None,
-        pooling: str = "prefill",
-        head: HeadConfig | None = None,
-        optim: OptimConfig | None = None,
+        backbone: str = "tiny-qwen3.5",  # read by models/backbone.py `load_backbone`
+        backbone_kwargs: dict | None = None,  # allow-listed there too
+        adapter: AdapterConfig | None = None,  # models/adapters.py, attached in `configure_model`
+        pooling: str = "prefill",  # models/pooling.py `Pooler`
+        head: HeadConfig | None = None,  # models/heads.py
+        optim: OptimConfig | None = None,  # lit/optim.py, in `configure_optimizers`
     ) -> None:
         super().__init__()
         self.backbone_name, self.backbone_kwargs, self.pooling = backbone, backbone_kwargs, pooling

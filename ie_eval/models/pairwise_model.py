@@ -31,20 +31,12 @@ class PairwiseRewardModel(RewardModel):
     config_name = PAIRWISE_CONFIG_NAME
     head_class = GaussianHeads
 
-    def __init__(
-        self,
-        backbone: Backbone,
-        pooling: str = "prefill",
-        *,
-        dims: Sequence[str] = MOS_DIMS,
-        fusion: str = "mean",
-        **rest: Any,
-    ) -> None:
-        """As RewardModel (`rest`: marker, head, backbone_spec); fusion: how the heads make one score."""
+    def __init__(self, backbone: Backbone, *, dims: Sequence[str] = MOS_DIMS, fusion: str = "mean", **rest: Any) -> None:
+        """As RewardModel (`rest`: pooling, marker, head, backbone_spec); fusion: how the heads make one score."""
         if fusion not in FUSIONS:
             raise ValueError(f"unknown head fusion {fusion!r}; choose one of {FUSIONS}")
         rest.pop("reward_weights", None)  # a preference model has no weighted sum: `fusion` makes its score
-        super().__init__(backbone, pooling, dims=dims, reward_weights=[1.0 / len(dims)] * len(dims), **rest)
+        super().__init__(backbone, dims=dims, reward_weights=[1.0 / len(dims)] * len(dims), **rest)
         self.fusion = fusion
 
     def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]

@@ -15,19 +15,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-import lightning as L
 from torch.utils.data import DataLoader, DistributedSampler
 
-from ie_eval.data.pairwise import (
-    COMPARISON_KEY,
-    ROLE_KEY,
-    PreferencePair,
-    read_preference_groups,
-    split_pairs,
-)
+from ie_eval.data.pairwise import COMPARISON_KEY, ROLE_KEY, PreferenceDataModule, PreferencePair
 from ie_eval.data.records import EditRecord
 from ie_eval.data.sampler import distributed_replicas
-from ie_eval.data.splits import DEFAULT_RATIOS, DEFAULT_SALT
+from ie_eval.data.splits import DEFAULT_SALT
 from ie_eval.rl.prompt_data import PromptMixSampler
 
 log = logging.getLogger(__name__)
@@ -47,7 +40,7 @@ def flatten(pairs: Sequence[PreferencePair]) -> list[EditRecord]:
     return [record for pair in pairs for record in comparison_prompts(pair)]
 
 
-class ComparisonPromptDataModule(L.LightningDataModule):
+class ComparisonPromptDataModule(PreferenceDataModule):
     """Train comparisons `pairs_per_step` at a time; held-out (val / test) comparisons from unseen sources.
 
     Args:
@@ -70,18 +63,7 @@ class ComparisonPromptDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.sources = [sources] if isinstance(sources, str) else list(sources)
-        self.split_ratios = split_ratios or dict(DEFAULT_RATIOS)
-        self.splits: dict[str, list[PreferencePair]] = {}
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        groups = [g for spec in self.sources for g in read_preference_groups(spec, self.hparams.strict)]
-        self.splits = split_pairs(groups, self.split_ratios, self.hparams.split_salt)
-        if not self.splits.get("train"):
-            raise ValueError(f"{self.sources}: no train comparisons after the split {self.split_ratios}")
-        log.info("GCPO comparisons: %s", {name: len(pairs) for name, pairs in self.splits.items()})
+        self.use_sources(sources, split_ratios)
 
     def train_dataloader(self) -> DataLoader:
         pairs = self.splits["train"]
@@ -92,7 +74,8 @@ class ComparisonPromptDataModule(L.LightningDataModule):
         sampler = PromptMixSampler(range(len(pairs)), [], self.hparams.pairs_per_step, 1.0, self.hparams.seed)
         return DataLoader(pairs, batch_sampler=sampler, collate_fn=flatten)
 
-    def _held_out(self, split: str, cap: int | None) -> DataLoader:
+    def held_out_loader(self, split: str) -> DataLoader:
+        cap = {"val": self.hparams.val_pairs, "test": self.hparams.test_pairs}.get(split)
         pairs = sorted(self.splits.get(split, []), key=lambda p: (p.group_id, p.first.pair_id))
         if not pairs:
             raise ValueError(f"split '{split}' has no comparisons; check split_ratios {self.split_ratios}")
@@ -100,9 +83,3 @@ class ComparisonPromptDataModule(L.LightningDataModule):
         num_replicas, rank = distributed_replicas(None, None)
         sampler = DistributedSampler(pairs, num_replicas, rank, shuffle=False) if num_replicas > 1 else None
         return DataLoader(pairs, batch_size=self.hparams.eval_batch_size, sampler=sampler, collate_fn=flatten)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._held_out("val", self.hparams.val_pairs)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._held_out("test", self.hparams.test_pairs)
