@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ie-eval eval", description=__doc__.split("\n")[0])
-    parser.add_argument("--scorer", required=True, help="rm:DIR, critic:DIR, critic-cot:DIR, judge:BACKBONE, "
-                        "judge-rm:BACKBONE, psnr, ssim, ms-ssim, gmsd")
+    parser.add_argument("--scorer", required=True, help="rm:DIR, critic:DIR, critic-cot:DIR, pairwise-rm:DIR, "
+                        "judge:BACKBONE, judge-rm:BACKBONE, psnr, ssim, ms-ssim, gmsd")
     parser.add_argument("--bench", required=True, help="synth:DIR, manifest:PATH, pairwise:PATH, kway:PATH, ...")
     parser.add_argument("--out", required=True)
     parser.add_argument("--split", default=None, help="only this split of the source-disjoint split (e.g. test)")
