@@ -20,6 +20,7 @@ from ie_eval.data.phased import record_facts
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
 from ie_eval.data.synth.ceiling import ceiling_of_records
 from ie_eval.eval.benchmarks import Benchmark
+from ie_eval.eval.peer_results import json_safe, peer_pointwise, peer_preference
 from ie_eval.eval.scorer_base import Scorer
 from ie_eval.metrics.bootstrap import bootstrap_correlations, srcc_rows
 from ie_eval.metrics.factuality import Factuality
@@ -126,6 +127,10 @@ def evaluate(scorer: Scorer, bench: Benchmark, policy: TiePolicy | None = None, 
     results["pointwise"] = pointwise_results(pointwise, scorer.dims, n_resamples, seed) if pointwise else None
     use_groups = bench.groups and not scorer.needs_critique
     results["preference"] = preference_results(bench, by_id, scorer.dims, policy) if use_groups else None
+    results["peer"] = json_safe({
+        "pointwise": peer_pointwise(pointwise, scorer.dims) if pointwise else None,
+        "preference": peer_preference(bench, by_id) if use_groups else None,
+    })
     generated = [p for p in by_id.values() if p.text is not None]
     if scorer.generative:
         failed = sum(p.pred is None for p in by_id.values())

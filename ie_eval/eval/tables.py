@@ -64,6 +64,32 @@ def preference_table(preference: Mapping) -> str:
     return "\n".join(lines)
 
 
+def peer_table(peer: Mapping) -> str:
+    """The peers' metrics of one run, one row each: metric, value, whose definition."""
+    rows = []
+    pointwise = peer.get("pointwise") or {}
+    critic = pointwise.get("ie_critic_r1") or {}
+    for rule in ("dropped", "counted"):
+        scores = critic.get(rule) or {}
+        if scores:
+            rows.append((f"MainScore, parse failures {rule}", scores["main_score"], "IE-Critic-R1"))
+            rows.append((f"logistic PLCC, parse failures {rule}", scores["plcc"], "IE-Critic-R1"))
+    if critic:
+        rows.append(("parse failures", critic["parse_failures"], "IE-Critic-R1 (dropped)"))
+    if pointwise.get("imagenhub"):
+        rows.append(("per-prompt SRCC", pointwise["imagenhub"]["per_prompt_srcc"], "EditReward (ImagenHub)"))
+    preference = peer.get("preference") or {}
+    for key, value in (preference.get("editreward") or {}).items():
+        if key.endswith("accuracy"):
+            rows.append((f"{key.replace('_', ' ')}", value, "EditReward"))
+    if (preference.get("editscore") or {}).get("average") is not None:
+        rows.append(("strict accuracy, task-type macro mean", preference["editscore"]["average"], "EditScore"))
+    lines = _header(["metric", "value", "definition of"])
+    for name, value, source in rows:
+        lines.append(_row([name, str(value) if isinstance(value, int) else fmt(value), source]))
+    return "\n".join(lines)
+
+
 def results_markdown(results: Mapping) -> str:
     """The whole results.md of one `ie-eval eval` run."""
     scorer, bench = results["scorer"], results["bench"]
@@ -92,6 +118,9 @@ def results_markdown(results: Mapping) -> str:
                   f"{preference['n_groups']} groups, {preference['excluded_groups']} excluded (unscored candidate); "
                   f"tie policy {preference['tie_policy']}", ""]
         lines += [preference_table(preference) if preference["overall"] else preference.get("note", ""), ""]
+    peer = results.get("peer") or {}
+    if peer.get("pointwise") or peer.get("preference"):
+        lines += ["", "## The peers' metrics (docs/evaluation.md)", "", peer_table(peer), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

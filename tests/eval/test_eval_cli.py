@@ -121,3 +121,21 @@ def test_zero_shot_judge_on_a_tiny_preset_counts_parse_failures(tmp_path, synth_
     assert pointwise["n_scored"] + pointwise["parse_failures"] == 2
     assert results["preference"]["excluded_groups"] + len(
         {r["group_id"] for r in written if r["pred"] is not None}) >= results["preference"]["n_groups"]
+
+
+def test_peer_metrics_are_reported_beside_ours_and_recompute_from_the_predictions(classical_runs):
+    from ie_eval.metrics.peer import main_score
+
+    results = json.loads((classical_runs["psnr"] / "results.json").read_text())
+    peer = results["peer"]
+    scored = [r for r in rows(classical_runs["psnr"]) if r["pointwise"]]
+    pred = [sum(r["pred"].values()) / len(r["pred"]) for r in scored]
+    truth = [sum(r["truth"].values()) / len(r["truth"]) for r in scored]
+    expected = main_score(pred, truth)
+    dropped = peer["pointwise"]["ie_critic_r1"]["dropped"]
+    assert dropped["srcc"] == pytest.approx(expected["srcc"]) and dropped["plcc"] == pytest.approx(expected["plcc"])
+    assert peer["pointwise"]["ie_critic_r1"]["parse_failures"] == 0
+    assert 0.0 <= peer["preference"]["editreward"]["k2_accuracy"] <= 1.0
+    assert 0.0 <= peer["preference"]["editscore"]["average"] <= 1.0
+    markdown = (classical_runs["psnr"] / "results.md").read_text()
+    assert "MainScore, parse failures dropped" in markdown and "EditScore" in markdown
