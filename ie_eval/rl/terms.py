@@ -33,7 +33,8 @@ from ie_eval.serve.base import RewardItem, RewardScorer, RewardScores, RewardSer
 
 log = logging.getLogger(__name__)
 
-MOS_KINDS: tuple[str, ...] = ("l1", "gaussian", "laplace")
+MOS_KINDS: tuple[str, ...] = ("l1", "gaussian", "laplace", "ie_critic_l1", "ie_critic_gaussian", "ie_critic_laplace")
+IE_CRITIC_R_MIN = 0.05  # IE-Critic-R1's reward floor, reached at a one-point difference
 MOS_SCALES: tuple[str, ...] = ("probit", "text")
 
 
@@ -134,6 +135,36 @@ class ReRewardTerm(RewardTerm):
         ) from last
 
 
+def ie_critic_r1_accuracy(pred: torch.Tensor, truth: torch.Tensor, kind: str = "l1",
+                          score_range: tuple[float, float] = SCORE_RANGE) -> torch.Tensor:
+    """IE-Critic-R1's accuracy reward of predicted vs true scores on the 1-5 scale
+    (`examples/score_function/ie_critic_r1.py`): with e = |p - g|,
+
+        l1:        max(0.05, 1 - 0.95 e)
+        gaussian:  max(0.05, exp(-d^2 / (2 s^2))),  d = e / 4, s = 0.25 / sqrt(2 ln 20)   (= 0.05 ** e^2)
+        laplace:   max(0.05, exp(-d / t)),          d = e / 4, t = 0.25 / ln 20          (= 0.05 ** e)
+
+    so every kernel gives 0.05 at a one-point difference and never less; a prediction outside the
+    score range (or not finite) gets 0.
+    """
+    low, high = score_range
+    error = (pred - truth).abs()
+    if kind == "l1":
+        reward = 1 - (1 - IE_CRITIC_R_MIN) * error
+    else:
+        d, d0 = error / (high - low), 0.25
+        if kind == "gaussian":
+            s = d0 / math.sqrt(2 * math.log(1 / IE_CRITIC_R_MIN))
+            reward = torch.exp(-(d**2) / (2 * s**2))
+        elif kind == "laplace":
+            reward = torch.exp(-d / (d0 / math.log(1 / IE_CRITIC_R_MIN)))
+        else:
+            raise ValueError(f"unknown IE-Critic-R1 kernel {kind!r}; choose l1, gaussian or laplace")
+    reward = reward.clamp(min=IE_CRITIC_R_MIN)
+    valid = torch.isfinite(pred) & (pred >= low) & (pred <= high)
+    return torch.where(valid, reward, torch.zeros_like(reward))
+
+
 def mos_to_text_scale(mos: torch.Tensor, scale: str = "probit", score_range: tuple[float, float] = SCORE_RANGE) -> torch.Tensor:
     """MOS targets -> the critique's score scale [low, high], so text scores and MOS compare like with like.
 
@@ -156,6 +187,8 @@ class MosScoreTerm(RewardTerm):
         l1:        1 - |d_k| / (high - low)         in [0, 1]
         gaussian:  exp(-d_k^2 / (2 sigma^2))        in (0, 1]
         laplace:   exp(-|d_k| / b)                  in (0, 1]
+    ie_critic_{l1,gaussian,laplace}: IE-Critic-R1's own kernels (`ie_critic_r1_accuracy`) on the
+        overall score, the mean of the three parsed scores against the mean MOS on the text scale.
     A completion whose scores do not parse gets 0, the minimum of every kind. Samples without MOS
     get 0 and are outside `applies` (their mean is not logged).
     """
@@ -191,6 +224,11 @@ class MosScoreTerm(RewardTerm):
         pred = torch.tensor([samples[i].parsed_scores for i in rows], dtype=torch.float64)
         mos = mos_to_text_scale(torch.tensor([samples[i].mos for i in rows], dtype=torch.float64), self.mos_scale, self.score_range)
         d = pred - mos  # (n, 3)
+        if self.kind.startswith("ie_critic_"):
+            kernel = self.kind.removeprefix("ie_critic_")
+            overall = ie_critic_r1_accuracy(pred.mean(dim=1), mos.mean(dim=1), kernel, self.score_range)
+            out[rows] = overall.float()
+            return out
         if self.kind == "l1":
             per_dim = 1 - d.abs() / (self.score_range[1] - self.score_range[0])
         elif self.kind == "gaussian":

@@ -8,8 +8,16 @@ import torch
 from ie_eval.data.prompts import format_critique
 from ie_eval.data.records import MOS_DIMS
 from ie_eval.rl.rewards import CompositeReward, RewardSample
-from ie_eval.rl.terms import FormatTerm, MosScoreTerm, ReRewardTerm, WinRatioTerm, build_rewards, mos_to_text_scale
 from ie_eval.rl.scorers import ScoringGuard
+from ie_eval.rl.terms import (
+    FormatTerm,
+    MosScoreTerm,
+    ReRewardTerm,
+    WinRatioTerm,
+    build_rewards,
+    ie_critic_r1_accuracy,
+    mos_to_text_scale,
+)
 from ie_eval.serve.base import RewardItem
 
 PROBIT_75 = 0.6744897501960817  # Phi^-1(0.75): maps to 1 + 4 * 0.75 = 4 on the 1..5 text scale
@@ -164,3 +172,26 @@ def test_win_ratio_term_pairs_each_trace_with_the_other_side_of_its_comparison()
         term(samples[:2])
     composite = build_rewards([{"name": "win_ratio", "weight": 1.0}, {"name": "format", "weight": 0.5}])
     assert composite(samples).total[0].item() == pytest.approx(0.5 + 0.5)
+
+
+@pytest.mark.parametrize(("error", "l1", "gaussian", "laplace"), [
+    (0.0, 1.0, 1.0, 1.0),
+    (0.5, 0.525, 0.05 ** 0.25, 0.05 ** 0.5),
+    (1.0, 0.05, 0.05, 0.05),  # 0.05 at a one-point difference, for every kernel
+    (2.5, 0.05, 0.05, 0.05),  # and floored there
+])
+def test_ie_critic_r1_kernels_match_their_published_constants(error, l1, gaussian, laplace):
+    pred, truth = torch.tensor([1.0 + error], dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64)
+    for kind, expected in (("l1", l1), ("gaussian", gaussian), ("laplace", laplace)):
+        assert ie_critic_r1_accuracy(pred, truth, kind).item() == pytest.approx(expected, abs=1e-9), kind
+
+
+def test_ie_critic_r1_gives_nothing_outside_the_score_range():
+    out = ie_critic_r1_accuracy(torch.tensor([5.5, 0.5, float("nan"), 5.0]), torch.tensor([5.0, 1.0, 3.0, 5.0]))
+    assert out.tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_mos_term_with_ie_critic_kernels_scores_the_overall():
+    # parsed (4, 3, 5): overall 4.0; MOS on the text scale 3.5 each -> |e| = 0.5 -> l1 0.525
+    samples = [sample(critique([4, 3, 5]), mos=(3.5, 3.5, 3.5))]
+    assert MosScoreTerm("ie_critic_l1", mos_scale="text")(samples).item() == pytest.approx(0.525)

@@ -7,8 +7,8 @@ import time
 import pytest
 
 from ie_eval.commands.grpo import free_port
-from ie_eval.rl.terms import ReRewardTerm
 from ie_eval.rl.scorers import RewardSourceConfig, RewardUnavailableError, ScoringGuard, build_scorer
+from ie_eval.rl.terms import ReRewardTerm
 from ie_eval.serve.base import RewardItem, RewardScores, RewardServerError
 from ie_eval.serve.client import RewardClient
 
