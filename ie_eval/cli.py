@@ -18,6 +18,8 @@ TOOL_COMMANDS: dict[str, str] = {
     "pairwise": "ie_eval.commands.pairwise:main",
     "score": "ie_eval.commands.score:main",
     "critique": "ie_eval.commands.critique:main",
+    "infer": "ie_eval.commands.infer:main",
+    "calibrate": "ie_eval.commands.calibrate:main",
     "serve-rm": "ie_eval.commands.serve_rm:main",
     "grpo": "ie_eval.commands.grpo:main",
     "gcpo": "ie_eval.commands.grpo:gcpo_main",
