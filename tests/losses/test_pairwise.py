@@ -110,3 +110,18 @@ def test_bad_configs_and_shapes_are_refused():
         PairwiseLossConfig(ties_k=1.0)
     with pytest.raises(ValueError, match=r"\(P, 2\)"):
         pairwise_loss(torch.zeros(3), torch.zeros(3), torch.zeros(3))
+
+
+@pytest.mark.parametrize("delta", [-2.0, -0.3, 0.0, 0.4, 3.0])
+def test_only_probit_rewards_a_wider_sigma_on_a_misordered_pair(delta):
+    """-log sigmoid is convex, so by Jensen the uncertainty loss grows with sigma whatever the sign of
+    mu_A - mu_B: on its own it drives sigma to 0. The probit likelihood lets sigma grow where the
+    preferred edit scores lower, which is what makes sigma a confidence."""
+    log_sigma = torch.zeros(1, 2, requires_grad=True)
+    mu = torch.tensor([[delta, 0.0]])
+    label = torch.tensor([1.0])
+    pairwise_loss(mu, log_sigma, label, PairwiseLossConfig(uncertainty_method="gauss_hermite")).backward()
+    assert log_sigma.grad.sum() > 0
+    log_sigma.grad = None
+    pairwise_loss(mu, log_sigma, label, PairwiseLossConfig(kind="probit")).backward()
+    assert (log_sigma.grad.sum() < 0) == (delta < 0)
