@@ -56,6 +56,7 @@ OVERLAYS_BY_STAGE = {
     "configs/rm/tiny.yaml": [p.name for p in (ROOT / "experiments").glob("rm_*.yaml")] + ["ablate_base.yaml"],
     "configs/sft/tiny.yaml": ["ablate_sft_base.yaml"] + [p.name for p in (ROOT / "experiments").glob("critic_*.yaml")],
     "configs/grpo/tiny.yaml": [p.name for p in (ROOT / "experiments").glob("grpo_*.yaml")],
+    "configs/pairwise/tiny.yaml": [p.name for p in (ROOT / "experiments").glob("pairwise_*.yaml")],
 }
 
 
