@@ -67,13 +67,17 @@ grpo: $(DATA)/manifest.jsonl $(SFT_EXPORT) $(RM_EXPORT)
 
 # The pairwise preference reward model (EditReward's objective) on a 600-source synthetic set (made if absent):
 # prints held-out pairwise accuracy next to SSIM(source, edit), and sigma on close vs wide pairs.
-train-pairwise: $(STAMP)
-	$(VENV)/bin/ie-eval pairwise --config configs/pairwise/tiny.yaml --data data/synth-pairwise --out runs/pairwise-tiny
+PAIRWISE_DATA := data/synth-pairwise
+$(PAIRWISE_DATA)/manifest.jsonl: $(STAMP)
+	$(VENV)/bin/ie-eval data synth --out $(PAIRWISE_DATA) --n-sources 600 --seed 0
 
-# GCPO (Edit-R1) on the SFT critic from preference pairs: held-out pairwise accuracy of the parsed scores,
-# SFT start vs end, on the same seeded draws. Builds the SFT critic first if absent.
-gcpo: $(DATA)/manifest.jsonl $(SFT_EXPORT)
-	$(VENV)/bin/ie-eval gcpo --config configs/gcpo/tiny.yaml --data.init_args.sources '[synth:$(DATA)]'
+train-pairwise: $(PAIRWISE_DATA)/manifest.jsonl
+	$(VENV)/bin/ie-eval pairwise --config configs/pairwise/tiny.yaml --data $(PAIRWISE_DATA) --out runs/pairwise-tiny
+
+# GCPO (Edit-R1) on the SFT critic from preference pairs of the 600-source set: held-out pairwise accuracy of
+# the parsed scores, SFT start vs end, on the same seeded draws. Builds the SFT critic first if absent.
+gcpo: $(PAIRWISE_DATA)/manifest.jsonl $(SFT_EXPORT)
+	$(VENV)/bin/ie-eval gcpo --config configs/gcpo/tiny.yaml
 
 # One-factor-at-a-time ablation grid x 3 seeds on a 64-source synthetic set (experiments/ablate.yaml);
 # writes runs/ablate/ablations.md and docs/ablations.md. Interrupted? Run it again: finished runs are kept.
