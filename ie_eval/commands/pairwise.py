@@ -10,6 +10,7 @@ the score difference on the closer and the wider half of the pairs by truth gap.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,28 +20,23 @@ import yaml
 DEFAULT_CONFIG = "configs/pairwise/tiny.yaml"
 
 
-def pair_accuracy(pairs: Sequence, score: dict[str, float]) -> float:
-    """Share of decisive pairs whose preferred edit scores higher (0.5 for equal scores)."""
-    credit = []
-    for pair in pairs:
-        if pair.label == 0.5:
-            continue
-        delta = score[pair.preferred.sample_id] - score[pair.rejected.sample_id]
-        credit.append(1.0 if delta > 0 else 0.5 if delta == 0 else 0.0)
-    return sum(credit) / max(len(credit), 1)
+def pair_metrics(pairs: Sequence, mu: dict[str, float], sigma: dict[str, float] | None = None) -> dict[str, float]:
+    """`PairwiseMetrics` (accuracy, sigma by truth gap) of per-edit scores on the pairs; sigma None: a scorer
+    without one (its sigma entries are then meaningless and dropped)."""
+    import torch
 
+    from ie_eval.metrics.pairwise import PairwiseMetrics
 
-def sigma_by_gap(pairs: Sequence, sigma: dict[str, float]) -> dict[str, float]:
-    """Mean sqrt(sigma_A^2 + sigma_B^2) on the closer and the wider half of the pairs by truth gap."""
-    rows = sorted((p.truth_gap, (sigma[p.first.sample_id] ** 2 + sigma[p.second.sample_id] ** 2) ** 0.5)
-                  for p in pairs if p.truth_gap is not None and p.label != 0.5)
-    half = len(rows) // 2
-    small, large = rows[:half], rows[half:]
-    return {
-        "sigma_small_gap": sum(s for _, s in small) / max(len(small), 1),
-        "sigma_large_gap": sum(s for _, s in large) / max(len(large), 1),
-        "median_gap": rows[half][0] if rows else float("nan"),
-    }
+    sides = [(p.first.sample_id, p.second.sample_id) for p in pairs]
+    metric = PairwiseMetrics()
+    metric.update(
+        torch.tensor([[mu[a], mu[b]] for a, b in sides]),
+        torch.tensor([[sigma[a], sigma[b]] for a, b in sides]).log() if sigma else torch.zeros(len(sides), 2),
+        torch.tensor([p.label for p in pairs]),
+        torch.tensor([math.nan if p.truth_gap is None else p.truth_gap for p in pairs]),
+    )
+    out = {k: float(v) for k, v in metric.compute().items()}
+    return out if sigma else {"pair_accuracy": out["pair_accuracy"], "pairs": out["pairs"]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,12 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ssim_score = {i: s[0] for i, s in zip(ids, ssim.scores, strict=True)}
 
     decisive = sum(p.label != 0.5 for p in pairs)
+    model_metrics, ssim_metrics = pair_metrics(pairs, model_score, model_sigma), pair_metrics(pairs, ssim_score)
+    gaps = sorted(p.truth_gap for p in pairs if p.truth_gap is not None and p.label != 0.5)
     summary = {
         "test_pairs": decisive,
         "test_sources": len({p.first.source_id for p in pairs}),
-        "accuracy": {"pairwise reward model (mu)": pair_accuracy(pairs, model_score),
-                     "SSIM(source, edit)": pair_accuracy(pairs, ssim_score)},
-        "sigma": sigma_by_gap(pairs, model_sigma),
+        "accuracy": {"pairwise reward model (mu)": model_metrics["pair_accuracy"],
+                     "SSIM(source, edit)": ssim_metrics["pair_accuracy"]},
+        "sigma": {"sigma_small_gap": model_metrics.get("sigma_small_gap", math.nan),
+                  "sigma_large_gap": model_metrics.get("sigma_large_gap", math.nan),
+                  "median_gap": gaps[len(gaps) // 2] if gaps else math.nan},
         "test_metrics": tested,
         "seconds": time.perf_counter() - started,
         "export": str(out / "export"),

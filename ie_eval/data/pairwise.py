@@ -77,9 +77,9 @@ def read_preference_groups(spec: str, strict: bool = True) -> list[PreferenceGro
         raise ValueError(f"bad preference source {spec!r}; use KIND:PATH with KIND synth or a preference adapter")
     if kind == "synth":
         directory = Path(path)
-        manifest = directory / "pairs.jsonl" if (directory / "pairs.jsonl").is_file() else directory / "manifest.jsonl"
-        if not directory.is_dir():
-            manifest = directory
+        manifest = directory
+        if directory.is_dir():
+            manifest = directory / ("pairs.jsonl" if (directory / "pairs.jsonl").is_file() else "manifest.jsonl")
         seen: dict[str, EditRecord] = {}
         for record in read_manifest(manifest, strict=strict).records:
             seen.setdefault(record.pair_id, record)
@@ -205,16 +205,31 @@ class PairwiseDataModule(PreferenceDataModule):
         return self._loader(split, train=False)
 
 
+def comparison_sides(tags: Sequence[tuple[str, str] | None]) -> dict[str, dict[str, list[int]]]:
+    """{comparison id: {role: positions}} of (comparison id, role) tags (None: not in a comparison)."""
+    sides: dict[str, dict[str, list[int]]] = {}
+    for index, tag in enumerate(tags):
+        if tag is not None:
+            comparison, role = tag
+            if role not in ROLES:
+                raise ValueError(f"comparison '{comparison}': unknown role {role!r}; choose one of {ROLES}")
+            sides.setdefault(comparison, {r: [] for r in ROLES})[role].append(index)
+    return sides
+
+
+def comparison_tag(record: EditRecord) -> tuple[str, str] | None:
+    """(comparison id, role) of a GCPO prompt, None for any other record."""
+    if COMPARISON_KEY not in record.meta:
+        return None
+    return str(record.meta[COMPARISON_KEY]), str(record.meta[ROLE_KEY])
+
+
 def comparison_credits(records: Sequence[EditRecord], scores: torch.Tensor) -> torch.Tensor:
-    """Per comparison among `records` (both sides present): 1 if the preferred edit's score is higher,
+    """Per comparison among `records` (one prompt per side): 1 if the preferred edit's score is higher,
     0.5 if equal, 0 if lower or if either score is NaN (a critique that did not parse decides nothing)."""
-    sides: dict[str, dict[str, int]] = {}
-    for index, record in enumerate(records):
-        if COMPARISON_KEY in record.meta:
-            sides.setdefault(str(record.meta[COMPARISON_KEY]), {})[str(record.meta[ROLE_KEY])] = index
     credits = []
-    for members in sides.values():
-        if set(members) == set(ROLES):
-            preferred, rejected = float(scores[members["preferred"]]), float(scores[members["rejected"]])
+    for members in comparison_sides([comparison_tag(r) for r in records]).values():
+        if members["preferred"] and members["rejected"]:
+            preferred, rejected = float(scores[members["preferred"][0]]), float(scores[members["rejected"][0]])
             credits.append(1.0 if preferred > rejected else 0.5 if preferred == rejected else 0.0)
     return torch.tensor(credits, dtype=torch.float32)

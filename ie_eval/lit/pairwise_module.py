@@ -4,6 +4,7 @@ PairwiseRewardModel + `pairwise_loss` + PairwiseMetrics."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -61,6 +62,6 @@ class PairwiseRewardModule(ScoringStageModule):
     def evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str, metrics: PairwiseMetrics) -> None:
         mu, log_sigma = self.pair_scores(batch)
         # The deterministic estimate on held-out pairs, so validation losses compare across epochs.
-        config = PairwiseLossConfig(**{**vars(self.loss_config), "uncertainty_method": "gauss_hermite"})
+        config = replace(self.loss_config, uncertainty_method="gauss_hermite")
         self.log(f"{stage}/loss", pairwise_loss(mu, log_sigma, batch["pair_label"], config), batch_size=mu.shape[0])
         metrics.update(mu, log_sigma, batch["pair_label"], batch["truth_gap"])

@@ -15,13 +15,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from ie_eval.data.pairwise import COMPARISON_KEY, ROLE_KEY, PreferenceDataModule, PreferencePair
 from ie_eval.data.records import EditRecord
-from ie_eval.data.sampler import distributed_replicas
 from ie_eval.data.splits import DEFAULT_SALT
-from ie_eval.rl.prompt_data import PromptMixSampler
+from ie_eval.rl.prompt_data import PromptMixSampler, check_self_sharding, held_out_loader
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +66,7 @@ class ComparisonPromptDataModule(PreferenceDataModule):
 
     def train_dataloader(self) -> DataLoader:
         pairs = self.splits["train"]
-        trainer = self.trainer
-        if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
-            raise ValueError("GCPO comparisons shard themselves across ranks: run the trainer with "
-                             "`use_distributed_sampler: false` (configs/gcpo/*.yaml set it)")
+        check_self_sharding(self.trainer, "GCPO comparisons", "configs/gcpo/*.yaml")
         sampler = PromptMixSampler(range(len(pairs)), [], self.hparams.pairs_per_step, 1.0, self.hparams.seed)
         return DataLoader(pairs, batch_sampler=sampler, collate_fn=flatten)
 
@@ -79,7 +75,4 @@ class ComparisonPromptDataModule(PreferenceDataModule):
         pairs = sorted(self.splits.get(split, []), key=lambda p: (p.group_id, p.first.pair_id))
         if not pairs:
             raise ValueError(f"split '{split}' has no comparisons; check split_ratios {self.split_ratios}")
-        pairs = pairs[:cap] if cap else pairs
-        num_replicas, rank = distributed_replicas(None, None)
-        sampler = DistributedSampler(pairs, num_replicas, rank, shuffle=False) if num_replicas > 1 else None
-        return DataLoader(pairs, batch_size=self.hparams.eval_batch_size, sampler=sampler, collate_fn=flatten)
+        return held_out_loader(pairs[:cap] if cap else pairs, self.hparams.eval_batch_size, flatten)

@@ -26,7 +26,7 @@ from PIL import Image
 
 from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.datamodule import blank_images
-from ie_eval.data.pairwise import COMPARISON_KEY, comparison_credits
+from ie_eval.data.pairwise import comparison_credits, comparison_tag
 from ie_eval.data.phased import record_facts
 from ie_eval.data.records import MOS_DIMS, EditRecord
 from ie_eval.lit.common import as_config, hyperparameters
@@ -163,13 +163,14 @@ class GRPOModule(L.LightningModule):
         keep = loss_rows(rewards.total, rollouts.finished, grpo.group_size, filter_zero_std=grpo.filter_zero_std_groups,
                          mask_truncated=grpo.mask_truncated_completions, tolerance=grpo.zero_std_tolerance)
         # Under DDP a rank with nothing to learn still joins the backward (a zero loss) unless all have nothing.
-        update = self.any_rank(bool(keep.any()))
+        filtering = grpo.filter_zero_std_groups or grpo.mask_truncated_completions
+        update = self.any_rank(bool(keep.any())) if filtering else True
         with timer("update"):
             stats = self.update_policy(prompts, rollouts, advantages, keep) if update else {}
         if grpo.log_zero_std_groups:
             stats["frac_reward_zero_std"] = float(zero_std_groups(rewards.total, grpo.group_size,
                                                                   grpo.zero_std_tolerance).float().mean())
-        if grpo.filter_zero_std_groups or grpo.mask_truncated_completions:
+        if filtering:
             stats["loss_completion_fraction"] = float(keep.float().mean())
             stats["skipped_update"] = float(not update)
         self.log_step(rewards, rollouts, stats, timer, len(records))
@@ -352,7 +353,7 @@ class GRPOModule(L.LightningModule):
         with torch.no_grad():
             head_scores = self.model(prompts).float()
         per_prompt = parsed.reshape(size, group, -1).nanmean(dim=1)  # (P, 3); NaN where nothing parsed
-        if any(COMPARISON_KEY in r.meta for r in records):  # which of two edits the critiques prefer (GCPO)
+        if any(comparison_tag(r) for r in records):  # which of two edits the critiques prefer (GCPO)
             self.val_pairs_text.update(comparison_credits(records, per_prompt.mean(dim=1)))
             self.val_pairs_head.update(comparison_credits(records, head_scores.mean(dim=1)))
         has_mos = prompts["mos_mask"].bool()

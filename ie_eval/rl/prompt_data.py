@@ -106,6 +106,20 @@ def as_list(records: list[EditRecord]) -> list[EditRecord]:
     return records
 
 
+def check_self_sharding(trainer: L.Trainer | None, what: str, configs: str) -> None:
+    """RL prompt loaders shard themselves: refuse a multi-rank trainer that would inject its own sampler."""
+    if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
+        raise ValueError(f"{what} shard themselves across ranks: run the trainer with "
+                         f"`use_distributed_sampler: false` ({configs} set it)")
+
+
+def held_out_loader(items: Sequence, batch_size: int, collate_fn) -> DataLoader:
+    """Held-out prompts in their order, split across ranks without shuffling (each is judged once)."""
+    num_replicas, rank = distributed_replicas(None, None)
+    sampler = DistributedSampler(items, num_replicas, rank, shuffle=False) if num_replicas > 1 else None
+    return DataLoader(items, batch_size=batch_size, sampler=sampler, collate_fn=collate_fn)
+
+
 class PromptDataModule(L.LightningDataModule):
     """Train prompts mixed MOS:pure at `mos_ratio`; held-out (val / test) prompts from source-disjoint splits.
 
@@ -170,26 +184,17 @@ class PromptDataModule(L.LightningDataModule):
         train = self.splits["train"]
         labeled = [i for i, r in enumerate(train) if r.has_mos]
         pure = [i for i, r in enumerate(train) if not r.has_mos]
-        self._check_sharding()
+        check_self_sharding(self.trainer, "GRPO prompts", "configs/grpo/*.yaml")
         self.sampler = PromptMixSampler(labeled, pure, self.hparams.prompts_per_step, self.hparams.mos_ratio,
                                         self.hparams.seed)
         return DataLoader(RecordDataset(train), batch_sampler=self.sampler, collate_fn=as_list)
-
-    def _check_sharding(self) -> None:
-        trainer = self.trainer
-        if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
-            raise ValueError("GRPO prompts shard themselves across ranks: run the trainer with "
-                             "`use_distributed_sampler: false` (configs/grpo/*.yaml set it)")
 
     def _held_out(self, split: str, cap: int | None) -> DataLoader:
         records = self.splits.get(split, [])
         if not records:
             raise ValueError(f"split '{split}' is empty; check split_ratios {self.split_ratios}")
         records = sorted(records, key=lambda r: r.pair_id)[:cap] if cap else records
-        dataset = RecordDataset(records)
-        num_replicas, rank = distributed_replicas(None, None)
-        sampler = DistributedSampler(dataset, num_replicas, rank, shuffle=False) if num_replicas > 1 else None
-        return DataLoader(dataset, batch_size=self.hparams.eval_batch_size, sampler=sampler, collate_fn=as_list)
+        return held_out_loader(RecordDataset(records), self.hparams.eval_batch_size, as_list)
 
     def val_dataloader(self) -> DataLoader:
         return self._held_out("val", self.hparams.val_prompts)

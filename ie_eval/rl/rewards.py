@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ie_eval.data.critique_format import ParsedCritique, parse_critique
-from ie_eval.data.pairwise import COMPARISON_KEY, ROLE_KEY
+from ie_eval.data.pairwise import comparison_tag
 from ie_eval.data.records import EditRecord
 from ie_eval.serve.base import ImageLike
 
@@ -44,11 +44,8 @@ class RewardSample:
 
     @classmethod
     def from_record(cls, record: EditRecord, completion: str) -> RewardSample:
-        comparison = None
-        if COMPARISON_KEY in record.meta:
-            comparison = (str(record.meta[COMPARISON_KEY]), str(record.meta[ROLE_KEY]))
         return cls(record.source_image, record.edited_image, record.instruction, completion, mos=record.mos,
-                    comparison=comparison)
+                   comparison=comparison_tag(record))
 
     @property
     def parsed_scores(self) -> tuple[float, float, float] | None:

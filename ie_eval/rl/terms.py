@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ie_eval.data.pairwise import ROLES
+from ie_eval.data.pairwise import comparison_sides
 from ie_eval.data.prompts import SCORE_RANGE
 from ie_eval.data.records import CRITIQUE_DIMS
 from ie_eval.losses.gcpo import win_ratio_rewards
@@ -269,13 +269,7 @@ class WinRatioTerm(RewardTerm):
         return torch.tensor([s.comparison is not None for s in samples], dtype=torch.bool)
 
     def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
-        sides: dict[str, dict[str, list[int]]] = {}
-        for index, sample in enumerate(samples):
-            if sample.comparison is not None:
-                comparison, role = sample.comparison
-                if role not in ROLES:
-                    raise ValueError(f"comparison '{comparison}': unknown role {role!r}; choose one of {ROLES}")
-                sides.setdefault(comparison, {r: [] for r in ROLES})[role].append(index)
+        sides = comparison_sides([s.comparison for s in samples])
         tau = torch.tensor([math.nan if s.parsed_scores is None else sum(s.parsed_scores) / 3 for s in samples])
         out = torch.zeros(len(samples), dtype=torch.float32)
         for comparison, members in sides.items():
