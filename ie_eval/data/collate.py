@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
 
-from ie_eval.data.prompts import critic_messages, preference_messages, reward_messages
+from ie_eval.data.critique_format import check_critique_format, sft_target
+from ie_eval.data.prompts import critic_prompt, preference_messages, reward_messages
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
 
 TASKS: tuple[str, ...] = ("reward", "critic", "preference")
@@ -245,8 +246,10 @@ class EditCollator(ChatCollator):
     """Callable `list[EditRecord] -> dict` batch for the reward model or the critic.
 
     task: "reward" (prompt = reward_messages with the record's critique), "critic"
-        (prompt = critic_messages; in train mode the record's critique is the SFT target) or
-        "preference" (prompt = preference_messages: the edit alone, for the pairwise reward model).
+        (prompt = critic_prompt in `critique_format`; in train mode the record's critique, written in
+        that format by `critique_format.sft_target`, is the SFT target) or "preference" (prompt =
+        preference_messages: the edit alone, for the pairwise reward model).
+    critique_format: the critic's ("sections" or "think_answer"; prompts.CRITIQUE_FORMATS).
     mode: "train" (right padding; critic gets `labels` with prompt and padding at -100),
         "score" (prompt only, right padding) or "generate" (prompt only, left padding,
         ending in the generation prompt). Budget and suffix: see `ChatCollator`.
@@ -259,11 +262,12 @@ class EditCollator(ChatCollator):
     PIL images, already resized to the budget), the inputs of an engine that runs its own processor.
     """
 
-    def __init__(self, processor: Any, task: str = "reward", mode: str = "train", **budget: Any) -> None:
+    def __init__(self, processor: Any, task: str = "reward", mode: str = "train", critique_format: str = "sections",
+                 **budget: Any) -> None:
         if task not in TASKS:
             raise ValueError(f"EditCollator: unknown task {task!r}; choose one of {TASKS}")
         super().__init__(processor, mode=mode, **budget)
-        self.task = task
+        self.task, self.critique_format = task, check_critique_format(critique_format)
 
     @property
     def supervises_text(self) -> bool:
@@ -274,7 +278,7 @@ class EditCollator(ChatCollator):
             raise CollateError("EditCollator: empty list of records")
         images = [self.load_pair(record) for record in records]
         prompts = [self.render_prompt(record) for record in records]
-        answers = [record.critique if self.supervises_text else None for record in records]
+        answers = [self.answer(record) if self.supervises_text else None for record in records]
         batch = self.encode([record.sample_id for record in records], prompts, images, answers)
         if self.supervises_text and "labels" not in batch:
             batch["labels"] = torch.full_like(batch["input_ids"], IGNORE_INDEX)
@@ -282,6 +286,18 @@ class EditCollator(ChatCollator):
         if self.mode == "generate":  # what an engine with its own processor (vLLM) is given instead of tensors
             batch["prompt_texts"], batch["prompt_images"] = prompts, images
         return batch
+
+    def answer(self, record: EditRecord) -> str | None:
+        """The SFT target of a critic record in this collator's critique format (None: score-only sample)."""
+        if record.critique is None:
+            return None
+        target = sft_target(record.critique, self.critique_format)
+        if target is None:
+            raise CollateError(
+                f"{record.sample_id}: critique cannot be written as {self.critique_format!r} (its final assessment "
+                "does not parse into three scores)"
+            )
+        return target
 
     def load_pair(self, record: EditRecord) -> list[Image.Image]:
         """[source, edited] as RGB, resized to the pixel budget."""
@@ -303,7 +319,7 @@ class EditCollator(ChatCollator):
         elif self.task == "preference":
             messages = preference_messages(record.instruction)
         else:
-            messages = critic_messages(record.instruction)
+            messages = critic_prompt(record.instruction, self.critique_format)
         return self.chat_prompt(messages)
 
 

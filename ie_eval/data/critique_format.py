@@ -1,4 +1,7 @@
-"""Reading critiques back: the parser of the structure `prompts.CRITIQUE_FORMAT` writes.
+"""Reading critiques back, in either critique format (`prompts.CRITIQUE_FORMATS`).
+
+"sections" (ReasonEdit, the default) is the structure `prompts.CRITIQUE_FORMAT` writes;
+"think_answer" is IE-Critic-R1's `<think>...</think><answer>score</answer>` (data/think_answer.py).
 
 A critique is one `[Title]` section of observations per MOS dimension, then `[Final Assessment]`
 with three `Title: score` lines. The final-assessment parser also reads the synthetic
@@ -15,8 +18,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ie_eval.data.prompts import DIM_TITLES, FINAL_ASSESSMENT, SCORE_RANGE
+from ie_eval.data.prompts import CRITIQUE_FORMATS, DIM_TITLES, FINAL_ASSESSMENT, SCORE_RANGE
 from ie_eval.data.records import MOS_DIMS
+from ie_eval.data.think_answer import answer_score, format_think_answer, overall_of, think_text, well_formed
 
 Scores = tuple[float, float, float]
 
@@ -37,21 +41,37 @@ class ParsedCritique:
     """What could be read from one critique text.
 
     scores: (visual_quality, instruction_alignment, content_preservation) from the last final
-        assessment, or None when any of the three is missing or outside SCORE_RANGE.
+        assessment, or None when any of the three is missing or outside SCORE_RANGE (always None
+        in the think_answer format, which gives one overall score).
     observations: {dim: text} of the per-dimension sections that are present.
+    answer: think_answer only: the `<answer>` score (IE-Critic-R1's rule, range not checked).
+    well_formed: think_answer only: the whole text matches IE-Critic-R1's format.
     """
 
     scores: Scores | None
     observations: dict[str, str] = field(default_factory=dict)
+    critique_format: str = "sections"
+    answer: float | None = None
+    well_formed: bool = False
+
+    @property
+    def overall(self) -> float | None:
+        """One overall score: the answer (think_answer) or the mean of the three scores (sections)."""
+        if self.critique_format == "think_answer":
+            return self.answer
+        return None if self.scores is None else overall_of(self.scores)
 
     @property
     def parsed(self) -> bool:
-        """The final assessment gave all three scores (what the format-stability rate counts)."""
-        return self.scores is not None
+        """The critique's score(s) could be read (what the format-stability rate counts)."""
+        return self.overall is not None
 
     @property
     def structured(self) -> bool:
-        """Parsed, and every dimension has its observations section."""
+        """The full structure: every dimension's section + the three scores (sections), or IE-Critic-R1's
+        format-reward match (think_answer)."""
+        if self.critique_format == "think_answer":
+            return self.well_formed
         return self.parsed and all(dim in self.observations for dim in MOS_DIMS)
 
 
@@ -91,12 +111,39 @@ def parse_observations(text: str) -> dict[str, str]:
     return observations
 
 
-def parse_critique(text: str) -> ParsedCritique:
-    """Scores and observations of one critique; never raises."""
+def check_critique_format(name: str) -> str:
+    if name not in CRITIQUE_FORMATS:
+        raise ValueError(f"unknown critique_format {name!r}; choose one of {CRITIQUE_FORMATS}")
+    return name
+
+
+def parse_critique(text: str, critique_format: str = "sections") -> ParsedCritique:
+    """Scores and observations of one critique in the given format; never raises on the text."""
+    if check_critique_format(critique_format) == "think_answer":
+        return ParsedCritique(
+            scores=None, observations=parse_observations(think_text(text)), critique_format="think_answer",
+            answer=answer_score(text), well_formed=well_formed(text),
+        )
     return ParsedCritique(scores=parse_final_assessment(text), observations=parse_observations(text))
 
 
-def format_failure_rate(texts: Iterable[str]) -> float:
-    """Fraction of texts whose final assessment cannot be parsed (NaN for no texts)."""
-    results = [parse_final_assessment(text) is None for text in texts]
+def sft_target(critique: str, critique_format: str = "sections") -> str | None:
+    """The SFT answer text for a record's critique in the given format; None when it cannot be written.
+
+    think_answer: the critique's observations (all before its final assessment) as the reasoning
+    and the mean of its three final scores as the answer, so the target says what the
+    critique says, in IE-Critic-R1's shape.
+    """
+    if check_critique_format(critique_format) == "sections":
+        return critique
+    scores = parse_final_assessment(critique)
+    if scores is None:
+        return None
+    reasoning = re.split(re.escape(FINAL_ASSESSMENT), critique, flags=re.IGNORECASE)[0]
+    return format_think_answer(reasoning, overall_of(scores)) if reasoning.strip() else None
+
+
+def format_failure_rate(texts: Iterable[str], critique_format: str = "sections") -> float:
+    """Fraction of texts whose score(s) cannot be parsed (NaN for no texts)."""
+    results = [not parse_critique(text, critique_format).parsed for text in texts]
     return sum(results) / len(results) if results else math.nan

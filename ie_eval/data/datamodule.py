@@ -95,12 +95,15 @@ class EditDataModule(L.LightningDataModule):
         self.splits: dict[str, list[EditRecord]] = {}
         self.processor: Any = None
         self.prompt_suffix = ""
+        self.critique_format = "sections"
 
     def _resolve_processor(self) -> Any:
         if self.processor is None and self.trainer is not None:
             module = self.trainer.lightning_module
             self.processor = getattr(module, "processor", None)
             self.prompt_suffix = getattr(module, "prompt_suffix", "")
+            # The critic's format is the model's (recorded in its export), never a second data-side setting.
+            self.critique_format = getattr(module, "critique_format", "sections")
         if self.processor is None:
             raise RuntimeError("EditDataModule needs a processor: attach it to a module with `.processor` or set it")
         return self.processor
@@ -128,7 +131,7 @@ class EditDataModule(L.LightningDataModule):
         return EditCollator(
             self._resolve_processor(), task=self.hparams.task, mode=mode, max_pixels=self.hparams.max_pixels,
             min_pixels=self.hparams.min_pixels, max_length=self.hparams.max_length,
-            prompt_suffix=self.prompt_suffix,
+            prompt_suffix=self.prompt_suffix, critique_format=self.critique_format,
         )
 
     def _loader(self, split: str, train: bool) -> DataLoader:

@@ -155,7 +155,7 @@ class CriticEvalCollator:
     def __call__(self, records: Sequence[EditRecord]) -> dict[str, Any]:
         batch = self.teacher(records)
         batch["generation"] = self.generation(records)
-        batch["references"] = [record.critique for record in records]
+        batch["references"] = [self.teacher.answer(record) for record in records]  # in the critic's format
         batch["facts"] = [record_facts(record) for record in records]
         return batch
 

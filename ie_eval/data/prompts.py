@@ -33,6 +33,11 @@ CRITIQUE_FORMAT = (
     "Content Preservation: {content_preservation_score}"
 )
 
+# How a critic writes its critique (and how it is read back: data/critique_format.py):
+# "sections": ReasonEdit's observations per dimension + [Final Assessment] with three scores;
+# "think_answer": IE-Critic-R1's <think>reasoning</think><answer>one overall score</answer>.
+CRITIQUE_FORMATS: tuple[str, ...] = ("sections", "think_answer")
+
 # Cue the reward prompt ends with (paper appendix C.6); the reward model pools after it.
 REWARD_CUE = "Reward Scores:"
 
@@ -66,6 +71,34 @@ def critic_messages(instruction: str) -> list[dict]:
         f"{FINAL_ASSESSMENT}\nVisual Quality: <score>\nInstruction Alignment: <score>\nContent Preservation: <score>"
     )
     return [{"role": "user", "content": _image_pair_content(task)}]
+
+
+def think_answer_messages(instruction: str) -> list[dict]:
+    """IE-Critic-R1's CoT prompt (`scripts/iebench_eval.py`): the three aspects, one overall 1-5 score,
+    reasoning in <think> and the score in <answer>, with the images as content entries."""
+    low, high = SCORE_RANGE
+    task = (
+        f"Edit Instruction: {_clean(instruction)}\n\n"
+        "Given the source image and the edited image, along with the editing instruction, please evaluate "
+        "the overall quality of the edited image.\nConsider the following aspects:\n"
+        "1. Text alignment: How well does the edit follow the instruction?\n"
+        "2. Fidelity: How well does the edited image preserve the unedited parts of the source image?\n"
+        "3. Quality: What is the perceptual quality of the edited image?\n\n"
+        f"The overall rating should be a float between {low} and {high}, with {low} representing very poor quality "
+        f"and {high} representing excellent quality.\nReturn your final answer as a number rounded to two decimal "
+        "places. The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> "
+        "tags, respectively, i.e., <think> reasoning process here </think><answer> answer here </answer>"
+    )
+    return [{"role": "user", "content": _image_pair_content(task)}]
+
+
+def critic_prompt(instruction: str, critique_format: str = "sections") -> list[dict]:
+    """The critic's prompt in the given critique format (one of CRITIQUE_FORMATS)."""
+    if critique_format == "sections":
+        return critic_messages(instruction)
+    if critique_format == "think_answer":
+        return think_answer_messages(instruction)
+    raise ValueError(f"unknown critique_format {critique_format!r}; choose one of {CRITIQUE_FORMATS}")
 
 
 def reward_messages(instruction: str, critique: str) -> list[dict]:

@@ -73,6 +73,21 @@ class EditRecord:
         return self.critique is not None
 
 
+def single_mos(record: EditRecord) -> float | None:
+    """An adapter's one overall MOS (`meta["mos_overall"]`: IE-Bench, IE-Critic-R1's `answer`), or None."""
+    overall = record.meta.get("mos_overall") if isinstance(record.meta, Mapping) else None
+    return float(overall) if isinstance(overall, (int, float)) and math.isfinite(overall) else None
+
+
+def overall_mos(record: EditRecord) -> float | None:
+    """The edit's one overall truth: its single MOS, else the mean of the three `mos`; on the
+    manifest's scale either way. None when the record has neither."""
+    single = single_mos(record)
+    if single is not None:
+        return single
+    return None if record.mos is None else float(sum(record.mos) / len(record.mos))
+
+
 def as_score_triplet(value: object, field_name: str, context: str) -> tuple[float, float, float] | None:
     """Coerce a 3-vector of finite floats, or None; raise RecordError naming the field otherwise."""
     if value is None:

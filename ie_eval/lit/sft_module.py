@@ -58,6 +58,9 @@ class SFTModule(ScoringStageModule):
 
     Args:
         loss / generation: see SFTLossConfig, GenerationConfig.
+        critique_format: "sections" (ReasonEdit's, default) or "think_answer" (IE-Critic-R1's
+            <think>/<answer> single score); the DataModule writes the SFT targets in it, and the
+            export records it for every later stage.
         scoring: backbone, backbone_kwargs, adapter (lora / qlora / full / frozen, + include_vision),
             pooling (prefill | score_anchor | mean: the head reads the prompt), head, optim
             (see ScoringStageModule).
@@ -66,15 +69,18 @@ class SFTModule(ScoringStageModule):
     progress_metrics = ("mean_srcc", "format_rate")
 
     def __init__(
-        self, loss: SFTLossConfig | None = None, generation: GenerationConfig | None = None, **scoring: Any
+        self, loss: SFTLossConfig | None = None, generation: GenerationConfig | None = None,
+        critique_format: str = "sections", **scoring: Any,
     ) -> None:
         super().__init__(**scoring)
         if self.adapter_config.kind == "adalora":
             raise ValueError("critic SFT uses adapter kind lora, qlora, full or frozen (paper: QLoRA), not adalora")
         self.loss_config = as_config(SFTLossConfig, loss)
         self.generation_config = as_config(GenerationConfig, generation)
-        self.save_stage_hyperparameters(loss=self.loss_config, generation=self.generation_config)
-        self.model = self.build_model(CriticModel, dims=MOS_DIMS)
+        self.save_stage_hyperparameters(loss=self.loss_config, generation=self.generation_config,
+                                        critique_format=critique_format)
+        self.model = self.build_model(CriticModel, dims=MOS_DIMS, critique_format=critique_format)
+        self.critique_format = self.model.critique_format  # read by the DataModule's collators
         self.val_metrics = CritiqueMetrics(MOS_DIMS)
         self.test_metrics = CritiqueMetrics(MOS_DIMS)
 
@@ -142,7 +148,7 @@ class SFTModule(ScoringStageModule):
         result = self.model.critique(batch["generation"], self.generation_config.max_new_tokens)
         return {
             "sample_ids": batch["sample_ids"], "critiques": result.texts, "scores": result.scores.float().cpu(),
-            "parsed_scores": [p.scores for p in result.parsed],
+            "parsed_scores": [p.scores for p in result.parsed], "parsed_overall": [p.overall for p in result.parsed],
         }
 
     def total_steps(self) -> int:

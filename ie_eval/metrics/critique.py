@@ -37,8 +37,9 @@ class CritiqueMetrics(nn.Module):
     """Everything the critic is judged on, per epoch or per run.
 
     Keys of `compute()`: `{dim}_{plcc,srcc,krcc}` and `mean_*` for the regression head;
-    `text_{dim}_*` and `text_mean_*` for the scores parsed from generated text (parsed rows
-    only); `format_rate` (parsed / generated); `rouge1` (ROUGE-1 F vs the reference critiques);
+    `text_{dim}_*` and `text_mean_*` for the per-dimension scores parsed from generated text
+    (sections format, parsed rows only); `text_overall_*` for the one overall parsed score (the
+    think_answer answer, or the mean of the three) against the mean MOS; `format_rate` (parsed / generated); `rouge1` (ROUGE-1 F vs the reference critiques);
     `generated` (count); `factuality` and `unverifiable_claims` where rows carry synthetic facts
     (`metrics.factuality`). Text keys appear once some text was generated.
     """
@@ -47,6 +48,7 @@ class CritiqueMetrics(nn.Module):
         super().__init__()
         self.head = ScoreCorrelations(dims)
         self.text = ScoreCorrelations(dims)
+        self.text_overall = ScoreCorrelations(("overall",))
         self.format = FormatRate()
         # rouge1 needs no nltk (only rougeLsum splits sentences with it).
         self.rouge = ROUGEScore(rouge_keys="rouge1")
@@ -70,10 +72,14 @@ class CritiqueMetrics(nn.Module):
         """Generated critiques: format rate, parsed-score correlations, ROUGE-1 where a reference exists,
         factuality where the edited image's facts are known."""
         self.format.update([p.parsed for p in parsed])
+        truth = mos.detach().cpu().to(torch.float64)
+        rows = [i for i, p in enumerate(parsed) if p.scores is not None and bool(mos_mask[i])]
+        if rows:
+            self.text.update(torch.tensor([parsed[i].scores for i in rows], dtype=torch.float64), truth[rows])
         rows = [i for i, p in enumerate(parsed) if p.parsed and bool(mos_mask[i])]
         if rows:
-            predicted = torch.tensor([parsed[i].scores for i in rows], dtype=torch.float64)
-            self.text.update(predicted, mos[rows].detach().cpu().to(torch.float64))
+            overall = torch.tensor([[parsed[i].overall] for i in rows], dtype=torch.float64)
+            self.text_overall.update(overall, truth[rows].mean(dim=1, keepdim=True))
         if texts is not None and references is not None:
             pairs = [(t, r) for t, r in zip(texts, references, strict=True) if r]
             if pairs:
@@ -90,6 +96,8 @@ class CritiqueMetrics(nn.Module):
             out["generated"] = self.format.total.clone()
             if self.text.update_count:
                 out |= {f"text_{k}": v for k, v in self.text.compute().items()}
+            if self.text_overall.update_count:
+                out |= {f"text_{k}": v for k, v in self.text_overall.compute().items() if k.startswith("overall_")}
         if self.rouge.update_count:
             out["rouge1"] = self.rouge.compute()["rouge1_fmeasure"]
         if self.factuality.update_count:
@@ -97,5 +105,5 @@ class CritiqueMetrics(nn.Module):
         return out
 
     def reset(self) -> None:
-        for metric in (self.head, self.text, self.format, self.rouge, self.factuality):
+        for metric in (self.head, self.text, self.text_overall, self.format, self.rouge, self.factuality):
             metric.reset()

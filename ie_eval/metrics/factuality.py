@@ -34,6 +34,7 @@ from ie_eval.data.synth.facts import CLEAN, UNCHANGED
 from ie_eval.data.synth.global_edits import HALF_RESTORED, MISPROCESSED, RESTORED, STYLE_LOOKS
 from ie_eval.data.synth.instructions import NUMBER_WORDS, PLACES, TEXTURE_WORDS, plural
 from ie_eval.data.synth.scenes import BACKGROUND_COLORS, OBJECT_COLORS, SHAPES, SIZES
+from ie_eval.data.think_answer import think_text
 
 NO_OBSERVATION = "no specific observation"
 # World words a fact template abstracts, longest first so "sky blue" wins over "blue".
@@ -95,7 +96,9 @@ def world_fact_templates(edits: int = 3000) -> frozenset[str]:
 
 def critique_claims(text: str) -> list[str]:
     """The claims of a critique: sentences of its observation sections (or of the whole text before
-    its final assessment when it has no sections), normalized, without empty ones."""
+    its final assessment when it has no sections), normalized, without empty ones. A think_answer
+    critique's claims are those of its `<think>` reasoning."""
+    text = think_text(text) if "<think>" in text else text
     sections = parse_observations(text)
     body = " \n".join(sections.values()) if sections else re.split(re.escape(FINAL_ASSESSMENT), text, flags=re.I)[0]
     claims = [normalize_claim(part) for part in _SPLIT.split(body)]

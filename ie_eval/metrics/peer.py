@@ -29,6 +29,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import optimize, stats
 
+from ie_eval.data.think_answer import answer_score
+
 LOGISTIC_MAXFEV = 100_000_000  # IE-Critic-R1's curve_fit budget
 
 
@@ -67,19 +69,8 @@ def main_score(pred: Sequence[float], mos: Sequence[float]) -> dict[str, float]:
 
 
 def ie_critic_answer(response: str) -> float | None:
-    """IE-Critic-R1's score parser: the text in <answer>...</answer> (all after <answer> if unclosed,
-    the whole response if untagged), as a float; None if that is not a number."""
-    text = response.strip().rstrip(".")
-    start = text.find("<answer>")
-    if start != -1:
-        text = text[start + len("<answer>"):]
-        end = text.find("</answer>")
-        text = text[:end] if end != -1 else text
-    try:
-        value = float(text.strip())
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+    """IE-Critic-R1's score parser (the think_answer format's, `data/think_answer.answer_score`)."""
+    return answer_score(response)
 
 
 def with_parse_failures(pred: Sequence[float | None], mos: Sequence[float]) -> dict[str, dict[str, float] | int]:

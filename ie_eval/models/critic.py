@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ie_eval.data.collate import END_OF_TURN, model_inputs, pad_id
-from ie_eval.data.critique_format import ParsedCritique, parse_critique
+from ie_eval.data.critique_format import ParsedCritique, check_critique_format, parse_critique
 from ie_eval.data.records import MOS_DIMS
 from ie_eval.losses.sft import critique_token_positions
 from ie_eval.models.adapters import VISION_PROJECTIONS
@@ -75,20 +75,35 @@ class CriticModel(RewardModel):
         *,
         dims: Sequence[str] = MOS_DIMS,
         reward_weights: Sequence[float] = OVERALL_WEIGHTS,
+        critique_format: str = "sections",
         **rest: Any,
     ) -> None:
-        """As RewardModel (`rest`: marker, head, backbone_spec), on the MOS dims and a prompt-reading pooling."""
+        """As RewardModel (`rest`: marker, head, backbone_spec), on the MOS dims and a prompt-reading pooling;
+        `critique_format` (prompts.CRITIQUE_FORMATS) is how its critiques are prompted, written and read."""
         if pooling not in CRITIC_POOLINGS:
             raise ValueError(
                 f"critic pooling '{pooling}' is not supported; the head reads the prompt: choose one of {CRITIC_POOLINGS}"
             )
         super().__init__(backbone, pooling, dims=dims, reward_weights=reward_weights, **rest)
+        self.critique_format = check_critique_format(critique_format)
         tokenizer = self.processor.tokenizer
         end_of_turn = tokenizer.convert_tokens_to_ids(END_OF_TURN) if END_OF_TURN in tokenizer.get_vocab() else None
         generation_eos = self.backbone.generation_config.eos_token_id
         extra = generation_eos if isinstance(generation_eos, (list, tuple)) else [generation_eos]
         self.stop_token_ids = sorted({int(i) for i in [end_of_turn, tokenizer.eos_token_id, *extra] if i is not None})
         self.pad_token_id = pad_id(tokenizer)
+
+    def config_dict(self) -> dict[str, Any]:
+        return super().config_dict() | {"critique_format": self.critique_format}
+
+    @classmethod
+    def saved_options(cls, config: dict) -> dict[str, Any]:
+        # Exports from before the format option wrote sections critiques.
+        return super().saved_options(config) | {"critique_format": config.get("critique_format", "sections")}
+
+    def parse(self, text: str) -> ParsedCritique:
+        """One of this critic's critiques, read in its format."""
+        return parse_critique(text, self.critique_format)
 
     # --- training -----------------------------------------------------------------------
     def sft_forward(self, batch: dict[str, Any]) -> SFTOutputs:
@@ -120,4 +135,4 @@ class CriticModel(RewardModel):
         """CoT mode: head scores (same as score-only mode) + generated critiques and their parsed scores."""
         scores = self(batch)
         texts = self.generate_texts(batch, max_new_tokens)
-        return CritiqueOutputs(texts=texts, parsed=[parse_critique(t) for t in texts], scores=scores)
+        return CritiqueOutputs(texts=texts, parsed=[self.parse(t) for t in texts], scores=scores)

@@ -129,9 +129,11 @@ class GRPOModule(L.LightningModule):
         self.reference = ReferencePolicy(self.model)
         self.engine = build_rollout_engine(rollout, self.model, **dict(rollout_options or {}))
         self.collator = EditCollator(self.model.processor, task="critic", mode="generate",
-                                     prompt_suffix=self.model.prompt_suffix, **self.prompt_budget.as_dict())
+                                     prompt_suffix=self.model.prompt_suffix, critique_format=self.model.critique_format,
+                                     **self.prompt_budget.as_dict())
         self.val_head = ScoreCorrelations(MOS_DIMS)
         self.val_text = ScoreCorrelations(MOS_DIMS)
+        self.val_text_overall = ScoreCorrelations(("overall",))  # the one parsed score (any critique format)
         self.val_factuality = Factuality()
         self.val_blank_factuality = Factuality()
         self.val_pairs_text, self.val_pairs_head = ComparisonAccuracy(), ComparisonAccuracy()  # GCPO prompts only
@@ -198,7 +200,7 @@ class GRPOModule(L.LightningModule):
         unreachable, refusing, non-finite or wrong-count scores), every rank stops at this point
         after one emergency checkpoint, with the cause and the resume command."""
         samples = [
-            RewardSample.from_record(records[int(p)], text)
+            RewardSample.from_record(records[int(p)], text, self.model.critique_format)
             for p, text in zip(rollouts.prompt_index.tolist(), rollouts.texts, strict=True)
         ]
         failure: RewardUnavailableError | None = None
@@ -347,28 +349,38 @@ class GRPOModule(L.LightningModule):
         for name, component in rewards.components.items():
             self.log(f"{stage}/reward_{name}_mean", torch.as_tensor(component.mean), batch_size=size, sync_dist=True)
         self.log(f"{stage}/response_length", rollouts.lengths.float().mean(), batch_size=size, sync_dist=True)
-        parsed = torch.tensor([list(s.parsed_scores) if s.parsed_scores is not None else [float("nan")] * 3
+        nan = float("nan")
+        parsed = torch.tensor([list(s.parsed_scores) if s.parsed_scores is not None else [nan] * 3
                                for s in rewards.samples], dtype=torch.float32, device=self.device)
-        self.log(f"{stage}/format_rate", (~parsed.isnan().any(dim=1)).float().mean(), batch_size=size, sync_dist=True)
+        overall = torch.tensor([nan if s.parsed.overall is None else s.parsed.overall for s in rewards.samples],
+                               dtype=torch.float32, device=self.device)
+        self.log(f"{stage}/format_rate", (~overall.isnan()).float().mean(), batch_size=size, sync_dist=True)
         with torch.no_grad():
             head_scores = self.model(prompts).float()
         per_prompt = parsed.reshape(size, group, -1).nanmean(dim=1)  # (P, 3); NaN where nothing parsed
+        per_prompt_overall = overall.reshape(size, group).nanmean(dim=1)  # (P,)
         if any(comparison_tag(r) for r in records):  # which of two edits the critiques prefer (GCPO)
-            self.val_pairs_text.update(comparison_credits(records, per_prompt.mean(dim=1)))
+            self.val_pairs_text.update(comparison_credits(records, per_prompt_overall))
             self.val_pairs_head.update(comparison_credits(records, head_scores.mean(dim=1)))
         has_mos = prompts["mos_mask"].bool()
         if has_mos.any():
-            head.update(head_scores[has_mos], prompts["mos"][has_mos].float())
+            mos = prompts["mos"].float()
+            head.update(head_scores[has_mos], mos[has_mos])
             keep = has_mos & ~per_prompt.isnan().any(dim=1)
             if keep.any():
-                text.update(per_prompt[keep], prompts["mos"][keep].float())
+                text.update(per_prompt[keep], mos[keep])
+            keep = has_mos & ~per_prompt_overall.isnan()
+            if keep.any():
+                self.val_text_overall.update(per_prompt_overall[keep, None], mos[keep].mean(dim=1, keepdim=True))
 
     def log_correlations(self, stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
-        metrics = (("head", head), ("text", text), ("", self.val_factuality), ("blank_", self.val_blank_factuality),
-                   ("text_", self.val_pairs_text), ("head_", self.val_pairs_head))
+        metrics = (("head", head), ("text", text), ("text_", self.val_text_overall), ("", self.val_factuality),
+                   ("blank_", self.val_blank_factuality), ("text_", self.val_pairs_text), ("head_", self.val_pairs_head))
         for prefix, metric in metrics:
             if metric.update_count:
                 for name, value in metric.compute().items():
+                    if metric is self.val_text_overall and not name.startswith("overall_"):
+                        continue  # its mean_* is overall_* again, and text_mean_* is the per-dim mean's
                     prefixed = f"{prefix}_{name}" if prefix in ("head", "text") else f"{prefix}{name}"
                     if torch.isfinite(value):
                         self.log(f"{stage}/{prefixed}", value.float())

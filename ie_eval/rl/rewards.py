@@ -17,7 +17,7 @@ import torch
 
 from ie_eval.data.critique_format import ParsedCritique, parse_critique
 from ie_eval.data.pairwise import comparison_tag
-from ie_eval.data.records import EditRecord
+from ie_eval.data.records import EditRecord, single_mos
 from ie_eval.serve.base import ImageLike
 
 
@@ -27,7 +27,9 @@ class RewardSample:
 
     mos: (visual quality, instruction alignment, content preservation) in the records' normalized
     target scale (ECDF-probit by default), or None for a pure source-edit pair.
-    parsed: filled from `completion` when not given.
+    mos_overall: the edit's single overall MOS on the same scale when its dataset has one
+    (`records.single_mos`: IE-Bench, IE-Critic-R1's `answer`), else None.
+    parsed: filled from `completion`, read in `critique_format`, when not given.
     """
 
     source_image: ImageLike
@@ -37,15 +39,17 @@ class RewardSample:
     parsed: ParsedCritique | None = None
     mos: tuple[float, float, float] | None = None
     comparison: tuple[str, str] | None = None  # (comparison id, role) of a GCPO prompt
+    mos_overall: float | None = None
+    critique_format: str = "sections"
 
     def __post_init__(self) -> None:
         if self.parsed is None:
-            object.__setattr__(self, "parsed", parse_critique(self.completion))
+            object.__setattr__(self, "parsed", parse_critique(self.completion, self.critique_format))
 
     @classmethod
-    def from_record(cls, record: EditRecord, completion: str) -> RewardSample:
+    def from_record(cls, record: EditRecord, completion: str, critique_format: str = "sections") -> RewardSample:
         return cls(record.source_image, record.edited_image, record.instruction, completion, mos=record.mos,
-                   comparison=comparison_tag(record))
+                   comparison=comparison_tag(record), mos_overall=single_mos(record), critique_format=critique_format)
 
     @property
     def parsed_scores(self) -> tuple[float, float, float] | None:

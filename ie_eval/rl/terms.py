@@ -188,9 +188,12 @@ class MosScoreTerm(RewardTerm):
         gaussian:  exp(-d_k^2 / (2 sigma^2))        in (0, 1]
         laplace:   exp(-|d_k| / b)                  in (0, 1]
     ie_critic_{l1,gaussian,laplace}: IE-Critic-R1's own kernels (`ie_critic_r1_accuracy`) on the
-        overall score, the mean of the three parsed scores against the mean MOS on the text scale.
-    A completion whose scores do not parse gets 0, the minimum of every kind. Samples without MOS
-    get 0 and are outside `applies` (their mean is not logged).
+        overall score (`ParsedCritique.overall`: the think_answer answer, or the mean of the three
+        parsed scores) against the overall truth on the text scale (the sample's single MOS when its
+        dataset has one, else the mean of the three MOS).
+    A completion whose scores do not parse gets 0, the minimum of every kind (the per-dim kinds
+    need the sections format's three scores). Samples without a truth get 0 and are outside
+    `applies` (their mean is not logged).
     """
 
     def __init__(
@@ -213,22 +216,38 @@ class MosScoreTerm(RewardTerm):
         self.kind, self.sigma, self.b, self.mos_scale = kind, sigma, b, mos_scale
         self.score_range = (float(score_range[0]), float(score_range[1]))
 
+    @property
+    def overall(self) -> bool:
+        return self.kind.startswith("ie_critic_")
+
     def applies(self, samples: Sequence[RewardSample]) -> torch.Tensor:
-        return torch.tensor([s.mos is not None for s in samples], dtype=torch.bool)
+        return torch.tensor([s.mos is not None or (self.overall and s.mos_overall is not None) for s in samples],
+                            dtype=torch.bool)
+
+    def text_scale(self, values: Sequence) -> torch.Tensor:
+        return mos_to_text_scale(torch.tensor(values, dtype=torch.float64), self.mos_scale, self.score_range)
+
+    def overall_truth(self, sample: RewardSample) -> float:
+        if sample.mos_overall is not None:
+            return float(self.text_scale([sample.mos_overall])[0])
+        return float(self.text_scale(sample.mos).mean())
 
     def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
         out = torch.zeros(len(samples), dtype=torch.float32)
+        applies = self.applies(samples).tolist()
+        if self.overall:
+            rows = [i for i, s in enumerate(samples) if applies[i] and s.parsed.overall is not None]
+            if rows:
+                pred = torch.tensor([samples[i].parsed.overall for i in rows], dtype=torch.float64)
+                truth = torch.tensor([self.overall_truth(samples[i]) for i in rows], dtype=torch.float64)
+                out[rows] = ie_critic_r1_accuracy(pred, truth, self.kind.removeprefix("ie_critic_"),
+                                                  self.score_range).float()
+            return out
         rows = [i for i, s in enumerate(samples) if s.mos is not None and s.parsed_scores is not None]
         if not rows:
             return out
         pred = torch.tensor([samples[i].parsed_scores for i in rows], dtype=torch.float64)
-        mos = mos_to_text_scale(torch.tensor([samples[i].mos for i in rows], dtype=torch.float64), self.mos_scale, self.score_range)
-        d = pred - mos  # (n, 3)
-        if self.kind.startswith("ie_critic_"):
-            kernel = self.kind.removeprefix("ie_critic_")
-            overall = ie_critic_r1_accuracy(pred.mean(dim=1), mos.mean(dim=1), kernel, self.score_range)
-            out[rows] = overall.float()
-            return out
+        d = pred - self.text_scale([samples[i].mos for i in rows])  # (n, 3)
         if self.kind == "l1":
             per_dim = 1 - d.abs() / (self.score_range[1] - self.score_range[0])
         elif self.kind == "gaussian":
@@ -242,8 +261,10 @@ class MosScoreTerm(RewardTerm):
 class FormatTerm(RewardTerm):
     """1 if the critique parses into the required structure, else 0.
 
-    require="structured": every dimension's observations section and all three final scores
-    (`ParsedCritique.structured`); "parsed": the three final scores alone (`ParsedCritique.parsed`).
+    require="structured": the critique format's full structure (`ParsedCritique.structured`: every
+    dimension's observations section and all three final scores; for think_answer, IE-Critic-R1's
+    format reward, a full match of `<think>.*?</think>\\s*<answer>.*?</answer>`); "parsed": the
+    score(s) alone (`ParsedCritique.parsed`).
     """
 
     def __init__(self, require: str = "structured") -> None:
@@ -270,7 +291,7 @@ class WinRatioTerm(RewardTerm):
 
     def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
         sides = comparison_sides([s.comparison for s in samples])
-        tau = torch.tensor([math.nan if s.parsed_scores is None else sum(s.parsed_scores) / 3 for s in samples])
+        tau = torch.tensor([math.nan if s.parsed.overall is None else s.parsed.overall for s in samples])
         out = torch.zeros(len(samples), dtype=torch.float32)
         for comparison, members in sides.items():
             preferred, rejected = members["preferred"], members["rejected"]

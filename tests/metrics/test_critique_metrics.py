@@ -33,3 +33,19 @@ def test_text_correlations_use_parsed_rows_and_format_rate_counts_the_rest():
     assert "rouge1" not in out  # no references given
     metrics.reset()
     assert metrics.compute() == {}
+
+
+def test_think_answer_critiques_give_an_overall_correlation_and_no_per_dim_one():
+    from scipy import stats
+
+    answers = [2.0, None, 3.5, 3.0, 4.5]
+    texts = [f"<think>ok</think><answer>{a}</answer>" if a is not None else "<think>no score</think>" for a in answers]
+    mos = torch.tensor([[0.1, 0.2, 0.3], [9.0, 9.0, 9.0], [0.9, 0.3, 0.4], [0.3, 0.5, 0.5], [0.4, 0.4, 0.1]])
+    metrics = CritiqueMetrics()
+    metrics.update_texts([parse_critique(t, "think_answer") for t in texts], mos, torch.ones(5, dtype=torch.bool))
+    out = metrics.compute()
+    assert out["format_rate"].item() == pytest.approx(0.8)
+    assert "text_mean_srcc" not in out  # no per-dimension scores in this format
+    kept = [0, 2, 3, 4]
+    expected = stats.spearmanr([answers[i] for i in kept], mos[kept].mean(dim=1).numpy()).statistic
+    assert out["text_overall_srcc"].item() == pytest.approx(expected)

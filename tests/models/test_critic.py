@@ -80,3 +80,21 @@ def test_paper_config_puts_lora_on_every_table_9_module():
     wrapped = {name.split(".lora_A")[0] for name, _ in model.backbone.named_parameters() if ".lora_A" in name}
     covered = {module for module in PAPER_LORA_MODULES if any(name.endswith("." + module) for name in wrapped)}
     assert covered == set(PAPER_LORA_MODULES)
+
+
+def test_export_records_the_critique_format_and_old_exports_read_as_sections(tmp_path):
+    import json
+
+    model = CriticModel.build("tiny-qwen3-vl", critique_format="think_answer", adapter=AdapterConfig(kind="full"))
+    model.attach_adapter(AdapterConfig(kind="full"))
+    model.eval().save_pretrained(tmp_path / "critic")
+    reloaded = CriticModel.from_pretrained(tmp_path / "critic")
+    assert reloaded.critique_format == "think_answer"
+    assert reloaded.parse("<think>a</think><answer>3.5</answer>").overall == 3.5
+    config_path = tmp_path / "critic" / "critic_config.json"
+    config = json.loads(config_path.read_text())
+    del config["critique_format"]
+    config_path.write_text(json.dumps(config))
+    assert CriticModel.from_pretrained(tmp_path / "critic").critique_format == "sections"
+    with pytest.raises(ValueError, match="critique_format"):
+        CriticModel.build("tiny-qwen3-vl", critique_format="json")

@@ -195,3 +195,58 @@ def test_mos_term_with_ie_critic_kernels_scores_the_overall():
     # parsed (4, 3, 5): overall 4.0; MOS on the text scale 3.5 each -> |e| = 0.5 -> l1 0.525
     samples = [sample(critique([4, 3, 5]), mos=(3.5, 3.5, 3.5))]
     assert MosScoreTerm("ie_critic_l1", mos_scale="text")(samples).item() == pytest.approx(0.525)
+
+
+def their_compute_score_l1(predict: str, ground_truth: float, format_weight: float = 1.0) -> float:
+    """IE-Critic-R1's `compute_score_l1(strict_format=False)` written from its published definition
+    (examples/score_function/ie_critic_r1.py): regex answer (else the whole text), float, 0 outside
+    [1, 5], max(0.05, 1 - 0.95 |p - g|); + format_weight x fullmatch of think/answer."""
+    import re
+
+    fmt = 1.0 if re.fullmatch(r"<think>.*?</think>\s*<answer>.*?</answer>", predict, re.DOTALL) else 0.0
+    match = re.search(r"<answer>(.*?)</answer>", predict)
+    try:
+        p = float((match.group(1) if match else predict).strip())
+    except ValueError:
+        return format_weight * fmt
+    accuracy = 0.0 if not (1.0 <= p <= 5.0) else max(0.05, 1 - 0.95 * abs(p - ground_truth))
+    return accuracy + format_weight * fmt
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "<think>sharp, follows the edit</think><answer>3.50</answer>",
+        "<think>bad</think>\n<answer>1.2</answer>",
+        "<think>x</think><answer>5.5</answer>",  # out of range: format only
+        "<think>x</think><answer>n/a</answer>",
+        "3.9",  # untagged: accuracy, no format
+        "<think>x</think><answer>2</answer> and more",  # answer counts, format fails
+        "<think>never closed <answer>4",  # unclosed: their regex reads nothing -> float fails -> 0
+    ],
+)
+def test_think_answer_l1_plus_format_matches_ie_critic_r1s_compute_score(response):
+    truth = 3.8
+    term = build_rewards([{"name": "accuracy", "type": "mos", "weight": 1.0, "kind": "ie_critic_l1", "mos_scale": "text"},
+                          {"name": "format", "weight": 1.0}], None)
+    record = RewardSample("s.png", "e.png", "make it red", response, mos_overall=truth, critique_format="think_answer")
+    ours = term([record]).total.item()
+    if response.endswith("<answer>4"):  # the one documented difference: we read an unclosed tag as their eval does
+        assert ours == pytest.approx(max(0.05, 1 - 0.95 * 0.2))
+        assert their_compute_score_l1(response, truth) == 0.0
+    else:
+        assert ours == pytest.approx(their_compute_score_l1(response, truth), abs=1e-6)
+
+
+def test_single_mos_wins_over_the_mean_of_three_and_the_sample_applies_without_mos():
+    single = RewardSample("s.png", "e.png", "x", "<think>a</think><answer>4</answer>", mos_overall=4.0,
+                          critique_format="think_answer")
+    both = RewardSample("s.png", "e.png", "x", "<think>a</think><answer>4</answer>", mos=(2.0, 2.0, 2.0),
+                        mos_overall=4.0, critique_format="think_answer")
+    neither = RewardSample("s.png", "e.png", "x", "<think>a</think><answer>4</answer>", critique_format="think_answer")
+    term = MosScoreTerm("ie_critic_l1", mos_scale="text")
+    assert term([single, both, neither]).tolist() == [1.0, 1.0, 0.0]
+    assert term.applies([single, both, neither]).tolist() == [True, True, False]
+    # The per-dimension kinds need the sections format's three scores: a think_answer answer earns nothing.
+    assert MosScoreTerm("l1", mos_scale="text")([both]).item() == 0.0
+    assert FormatTerm()([single]).item() == 1.0
