@@ -12,6 +12,7 @@ from functools import partial
 from pathlib import Path
 
 from ie_eval.data.adapters.ebench import load_ebench
+from ie_eval.data.adapters.ie_critic_r1 import load_ie_critic_r1
 from ie_eval.data.adapters.iebench import load_iebench
 from ie_eval.data.adapters.kway import load_kway
 from ie_eval.data.adapters.pairwise import EDITREWARD_DATA_COLUMNS, load_pairwise
@@ -25,6 +26,7 @@ ADAPTERS: dict[str, Callable[..., ManifestReadResult]] = {
     "reasonedit_cot": load_reasonedit_cot,
     "reasonedit_reward": load_reasonedit_reward,
     "iebench": load_iebench,
+    "ie_critic_r1": load_ie_critic_r1,
     "genai_bench": partial(load_pairwise, dataset="genai_bench"),
     "aurora_bench": partial(load_pairwise, dataset="aurora_bench"),
     "pairwise": load_pairwise,
