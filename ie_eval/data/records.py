@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 # Scores the critic predicts for an edit (MOS), in this order everywhere.
@@ -86,6 +86,12 @@ def overall_mos(record: EditRecord) -> float | None:
     if single is not None:
         return single
     return None if record.mos is None else float(sum(record.mos) / len(record.mos))
+
+
+def without_mos(record: EditRecord) -> EditRecord:
+    """The record as a pure source-edit pair: neither its three MOS nor a single overall one."""
+    meta = {k: v for k, v in record.meta.items() if k != "mos_overall"} if isinstance(record.meta, Mapping) else {}
+    return replace(record, mos=None, meta=meta)
 
 
 def as_score_triplet(value: object, field_name: str, context: str) -> tuple[float, float, float] | None:

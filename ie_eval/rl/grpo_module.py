@@ -28,7 +28,7 @@ from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.datamodule import blank_images
 from ie_eval.data.pairwise import comparison_credits, comparison_tag
 from ie_eval.data.phased import record_facts
-from ie_eval.data.records import MOS_DIMS, EditRecord
+from ie_eval.data.records import MOS_DIMS, EditRecord, overall_mos
 from ie_eval.lit.common import as_config, hyperparameters
 from ie_eval.lit.optim import OptimConfig, build_optimizer
 from ie_eval.losses.grpo import group_advantages, grpo_loss, loss_rows, zero_std_groups
@@ -362,6 +362,11 @@ class GRPOModule(L.LightningModule):
         if any(comparison_tag(r) for r in records):  # which of two edits the critiques prefer (GCPO)
             self.val_pairs_text.update(comparison_credits(records, per_prompt_overall))
             self.val_pairs_head.update(comparison_credits(records, head_scores.mean(dim=1)))
+        truth = torch.tensor([nan if overall_mos(r) is None else overall_mos(r) for r in records],
+                             dtype=torch.float32, device=self.device)  # three MOS' mean, or the one MOS
+        keep = ~truth.isnan() & ~per_prompt_overall.isnan()
+        if keep.any():
+            self.val_text_overall.update(per_prompt_overall[keep, None], truth[keep, None])
         has_mos = prompts["mos_mask"].bool()
         if has_mos.any():
             mos = prompts["mos"].float()
@@ -369,9 +374,6 @@ class GRPOModule(L.LightningModule):
             keep = has_mos & ~per_prompt.isnan().any(dim=1)
             if keep.any():
                 text.update(per_prompt[keep], mos[keep])
-            keep = has_mos & ~per_prompt_overall.isnan()
-            if keep.any():
-                self.val_text_overall.update(per_prompt_overall[keep, None], mos[keep].mean(dim=1, keepdim=True))
 
     def log_correlations(self, stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
         metrics = (("head", head), ("text", text), ("text_", self.val_text_overall), ("", self.val_factuality),

@@ -19,9 +19,10 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
+from ie_eval.data.adapters import load_dataset
 from ie_eval.data.datamodule import RecordDataset
-from ie_eval.data.readers import read_manifests
-from ie_eval.data.records import EditRecord
+from ie_eval.data.readers import ManifestReadResult, read_manifests
+from ie_eval.data.records import EditRecord, overall_mos, without_mos
 from ie_eval.data.sampler import distributed_replicas
 from ie_eval.data.splits import split_records, unit_hash
 
@@ -37,12 +38,17 @@ def unique_pairs(records: Sequence[EditRecord]) -> list[EditRecord]:
     return list(seen.values())
 
 
+def has_truth(record: EditRecord) -> bool:
+    """A labeled prompt: the three MOS or a single overall one (what the MOS reward terms read)."""
+    return overall_mos(record) is not None
+
+
 def withhold_mos(records: Sequence[EditRecord], share: float, salt: str) -> list[EditRecord]:
     """Turn a stable, hash-chosen `share` of the pairs into pure source-edit pairs (MOS removed).
 
     Used when no separate pure-pair manifest is given, so the 7:3 mix can still be exercised.
     """
-    return [replace(r, mos=None) if unit_hash(r.pair_id, salt) < share else r for r in records]
+    return [without_mos(r) if unit_hash(r.pair_id, salt) < share else r for r in records]
 
 
 def mix_counts(prompts_per_step: int, mos_ratio: float, has_labeled: bool, has_pure: bool) -> tuple[int, int]:
@@ -124,7 +130,10 @@ class PromptDataModule(L.LightningDataModule):
     """Train prompts mixed MOS:pure at `mos_ratio`; held-out (val / test) prompts from source-disjoint splits.
 
     Args:
-        manifest: prompts with MOS (a pairs manifest; rows per critique are deduplicated to pairs).
+        manifest: prompts with MOS (a pairs manifest; rows per critique are deduplicated to pairs). A
+            prompt counts as labeled when it has the three MOS or a single overall one (`overall_mos`).
+        adapter: how `manifest` and `pure_manifest` are read (a `data.adapters` name; default our
+            manifest; `ie_critic_r1` reads IE-Critic-R1's training table).
         pure_manifest: pure source-edit pairs (MOS ignored even if present). When None, a hash-chosen
             `withheld_mos_share` of the train prompts loses its MOS and forms the pure pool.
         prompts_per_step: prompts per GRPO step (each is sampled `group_size` times by the module).
@@ -136,6 +145,7 @@ class PromptDataModule(L.LightningDataModule):
         self,
         manifest: str | list[str],
         pure_manifest: str | list[str] | None = None,
+        adapter: str = "manifest",
         withheld_mos_share: float = 0.3,
         prompts_per_step: int = 4,
         mos_ratio: float = 0.7,
@@ -153,10 +163,16 @@ class PromptDataModule(L.LightningDataModule):
         self.splits: dict[str, list[EditRecord]] = {}
         self.sampler: PromptMixSampler | None = None
 
-    @staticmethod
-    def _read(manifest: str | list[str], strict: bool) -> list[EditRecord]:
+    def _read(self, manifest: str | list[str]) -> list[EditRecord]:
         manifests = [manifest] if isinstance(manifest, str) else list(manifest)
-        result = read_manifests(manifests, strict=strict)
+        if self.hparams.adapter == "manifest":
+            result = read_manifests(manifests, strict=self.hparams.strict)
+        else:
+            result = ManifestReadResult()
+            for path in manifests:
+                part = load_dataset(self.hparams.adapter, path, strict=self.hparams.strict)
+                result.records += part.records
+                result.skipped += part.skipped
         if result.skipped:
             log.warning(result.summary())
         return unique_pairs(result.records)
@@ -165,25 +181,25 @@ class PromptDataModule(L.LightningDataModule):
         if self.splits:
             return
         hp = self.hparams
-        labeled = self._read(hp.manifest, hp.strict)
+        labeled = self._read(hp.manifest)
         self.splits = split_records(labeled, self.split_ratios, salt=hp.split_salt)
         train = self.splits.get("train", [])
         if hp.pure_manifest is not None:
-            pure = [replace(r, mos=None) for r in self._read(hp.pure_manifest, hp.strict)]
+            pure = [without_mos(r) for r in self._read(hp.pure_manifest)]
             pure_splits = split_records(pure, self.split_ratios, salt=hp.split_salt)
-            train = [r for r in train if r.has_mos] + pure_splits.get("train", [])
+            train = [r for r in train if has_truth(r)] + pure_splits.get("train", [])
         else:
             train = withhold_mos(train, hp.withheld_mos_share, hp.split_salt)
         self.splits["train"] = train
         if not train:
             raise ValueError(f"{hp.manifest}: no train prompts after the split {self.split_ratios}")
         counts = {name: len(split) for name, split in self.splits.items()}
-        log.info("GRPO prompts: %s (train with MOS: %d)", counts, sum(r.has_mos for r in train))
+        log.info("GRPO prompts: %s (train with MOS: %d)", counts, sum(has_truth(r) for r in train))
 
     def train_dataloader(self) -> DataLoader:
         train = self.splits["train"]
-        labeled = [i for i, r in enumerate(train) if r.has_mos]
-        pure = [i for i, r in enumerate(train) if not r.has_mos]
+        labeled = [i for i, r in enumerate(train) if has_truth(r)]
+        pure = [i for i, r in enumerate(train) if not has_truth(r)]
         check_self_sharding(self.trainer, "GRPO prompts", "configs/grpo/*.yaml")
         self.sampler = PromptMixSampler(labeled, pure, self.hparams.prompts_per_step, self.hparams.mos_ratio,
                                         self.hparams.seed)

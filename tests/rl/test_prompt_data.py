@@ -35,7 +35,7 @@ def test_sampler_rejects_bad_arguments():
 
 def test_withheld_share_is_stable_and_close_to_requested(synth_manifest):
     data = PromptDataModule(str(synth_manifest))
-    records = data._read(str(synth_manifest), strict=True)
+    records = data._read(str(synth_manifest))
     first, second = withhold_mos(records, 0.3, "s"), withhold_mos(records, 0.3, "s")
     assert [r.mos for r in first] == [r.mos for r in second]
     share = sum(r.mos is None for r in first) / len(first)
@@ -75,3 +75,30 @@ def test_a_ddp_trainer_that_would_inject_a_sampler_is_refused_by_name(synth_mani
     data.trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_checkpointing=False)
     with pytest.raises(ValueError, match="use_distributed_sampler: false"):
         data.train_dataloader()
+
+
+def test_ie_critic_r1_table_gives_labeled_prompts_with_one_overall_mos(tmp_path) -> None:
+    import json
+
+    from PIL import Image
+
+    from ie_eval.data.records import overall_mos
+
+    rows = []
+    for i in range(40):
+        for name in (f"src/{i}.png", f"edit/{i}.png"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (8, 8), (i, 0, 0)).save(tmp_path / name)
+        rows.append({"images": [f"src/{i}.png", f"edit/{i}.png"], "answer": 1 + (i % 5), "edit_inst": f"edit {i}"})
+    table = tmp_path / "train.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    module = PromptDataModule(str(table), adapter="ie_critic_r1", withheld_mos_share=0.25, prompts_per_step=4,
+                              mos_ratio=0.5, split_ratios={"train": 0.8, "val": 0.2})
+    module.setup()
+    train = module.splits["train"]
+    labeled = [r for r in train if overall_mos(r) is not None]
+    assert labeled and all(r.mos is None for r in train)  # labeled by the single MOS alone
+    withheld = [r for r in train if overall_mos(r) is None]
+    assert withheld and all("mos_overall" not in r.meta for r in withheld)  # the pure pool really has no truth
+    batch = next(iter(module.train_dataloader()))
+    assert sum(overall_mos(r) is not None for r in batch) == 2  # the 1:1 mix holds
