@@ -28,7 +28,9 @@ from ie_eval.models.pooling import SCORE_ANCHOR_TOKEN, Pooler, check_pooling_nam
 CONFIG_NAME = "reward_config.json"
 HEAD_NAME = "head.safetensors"
 ADDED_EMBEDDINGS_NAME = "added_embeddings.safetensors"
-DEFAULT_REWARD_WEIGHTS = (0.25, 0.5, 0.25)  # logicality, accuracy, usefulness: accuracy highest (paper eq. 12)
+# logicality, accuracy, usefulness: ReasonEdit's public RE-Reward weights (RE-reward/reward_infer.py); the paper
+# (eq. 12) says only that accuracy weighs most. Every config sets its own; this is the one default.
+DEFAULT_REWARD_WEIGHTS = (0.3, 0.4, 0.3)
 
 
 def marker_patterns(tokenizer: Any, marker: str) -> list[list[int]]:

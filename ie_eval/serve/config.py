@@ -49,7 +49,7 @@ class ServeConfig:
         image_root: folder that image `path` inputs must resolve inside (symlinks and `..`
             resolved first); None refuses every path input (base64 only).
         reward_weights: (logicality, accuracy, usefulness) weights of the scalar reward;
-            None uses the checkpoint's (paper default 0.25/0.5/0.25, accuracy highest).
+            None uses the checkpoint's (default 0.3/0.4/0.3, ReasonEdit's public code; accuracy highest).
         max_batch_size: items per forward pass of the micro-batcher; 1 turns batching off.
         max_wait_ms: how long the batcher waits for more requests once it holds one.
         max_queue: requests waiting for the model; one more is answered 503 + Retry-After.

@@ -30,5 +30,5 @@ def test_score_cli_matches_forward_pass_in_manifest_order(synth_manifest, tmp_pa
         expected = model(batch)
     got = torch.tensor([[r["logicality"], r["accuracy"], r["usefulness"]] for r in rows])
     assert torch.allclose(got, expected, atol=1e-5)
-    weights = torch.tensor([0.25, 0.5, 0.25])
+    weights = torch.tensor([0.3, 0.4, 0.3])  # the default (ReasonEdit public code)
     assert [r["reward"] for r in rows] == pytest.approx((expected @ weights).tolist(), abs=1e-5)

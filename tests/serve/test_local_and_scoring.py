@@ -24,9 +24,9 @@ def test_local_reward_matches_training_collator_and_forward(local_reward, edit_r
 
 def test_reward_is_the_weighted_sum_with_accuracy_highest(local_reward):
     weights = local_reward.info()["reward_weights"]
-    assert weights == [0.25, 0.5, 0.25]
+    assert weights == pytest.approx([0.3, 0.4, 0.3])  # ReasonEdit's public defaults
     for s in local_reward.score([reward_item(CRITIQUE)]):
-        assert s.reward == pytest.approx(0.25 * s.logicality + 0.5 * s.accuracy + 0.25 * s.usefulness, abs=1e-6)
+        assert s.reward == pytest.approx(0.3 * s.logicality + 0.4 * s.accuracy + 0.3 * s.usefulness, abs=1e-6)
 
 
 def test_results_keep_item_order_whatever_the_length_sort(local_reward):
