@@ -107,7 +107,7 @@ def evaluation_sections(runs: Mapping[str, Mapping], run_dirs: Mapping[str, Path
     """Comparison tables and the SRCC / scatter PNGs of the runs that have results.json."""
     from ie_eval.eval.plots import grouped_bars, scatter_plot
     from ie_eval.eval.predictions import read_predictions
-    from ie_eval.eval.tables import comparison_table, preference_comparison
+    from ie_eval.eval.tables import comparison_table, peer_comparison, preference_comparison
 
     lines: list[str] = []
     for dims, title in ((MOS_DIMS, "edit quality (MOS dims)"), (CRITIQUE_DIMS, "critique quality (RE-Reward dims)")):
@@ -129,6 +129,10 @@ def evaluation_sections(runs: Mapping[str, Mapping], run_dirs: Mapping[str, Path
             lines += [f"![SRCC per task type]({name})", ""]
     if any(r.get("preference") and r["preference"].get("overall") for r in runs.values()):
         lines += ["## Pairwise / K-way accuracy (overall truth)", "", preference_comparison(runs), ""]
+    if any(r.get("peer") for r in runs.values()):
+        lines += ["## Ours beside the peers' metrics (docs/evaluation.md)", "",
+                  "The same predictions under each paper's definition, on the overall score (mean of the scorer's dims).",
+                  "", peer_comparison(runs), ""]
     for label, path in run_dirs.items():
         predictions = path / "predictions.jsonl"
         if label not in runs or not predictions.is_file():

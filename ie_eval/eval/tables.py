@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ie_eval.data.records import MOS_DIMS
+
 
 def fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
@@ -136,6 +138,32 @@ def comparison_table(runs: Mapping[str, Mapping], dims: Sequence[str]) -> str:
         means = [fmt(metrics.get("mean", {}).get(c, {}).get("value")) for c in ("srcc", "plcc")]
         lines.append(_row([label, *cells, *means, pct(pointwise.get("parse_failure_rate")),
                            str(pointwise.get("n_scored", 0))]))
+    return "\n".join(lines)
+
+
+def peer_comparison(runs: Mapping[str, Mapping]) -> str:
+    """One row per scorer: our headline numbers beside the peers' (same predictions, their definitions)."""
+    header = ["scorer", "truth", "mean SRCC (ours)", "mean PLCC (ours)", "MainScore, failures dropped",
+              "MainScore, failures counted", "logistic PLCC", "parse failures", "per-prompt SRCC",
+              "EditReward 2-way %", "EditReward overall %", "EditScore strict %"]
+    lines = _header(header)
+    for label, results in runs.items():
+        pointwise = results.get("pointwise") or {}
+        metrics = pointwise.get("metrics") or {}
+        peer = results.get("peer") or {}
+        critic = (peer.get("pointwise") or {}).get("ie_critic_r1") or {}
+        dropped, counted = critic.get("dropped") or {}, critic.get("counted") or {}
+        imagenhub = (peer.get("pointwise") or {}).get("imagenhub") or {}
+        editreward = (peer.get("preference") or {}).get("editreward") or {}
+        editscore = (peer.get("preference") or {}).get("editscore") or {}
+        truth = "MOS" if set(results["scorer"]["dims"]) <= set(MOS_DIMS) else "critique scores"
+        lines.append(_row([
+            label, truth, fmt(metrics.get("mean", {}).get("srcc", {}).get("value")),
+            fmt(metrics.get("mean", {}).get("plcc", {}).get("value")), fmt(dropped.get("main_score")),
+            fmt(counted.get("main_score")), fmt(dropped.get("plcc")), str(critic.get("parse_failures", "–")),
+            fmt(imagenhub.get("per_prompt_srcc")), pct(editreward.get("k2_accuracy")),
+            pct(editreward.get("overall_accuracy")), pct(editscore.get("average")),
+        ]))
     return "\n".join(lines)
 
 

@@ -24,8 +24,20 @@ def test_report_tables_and_pngs(classical_runs, tmp_path):
     report = (out / "report.md").read_text()
     # Side-by-side table: a row per scorer with its SRCC values, then the pairwise table.
     table_rows = [line for line in report.splitlines() if line.startswith(("| gmsd |", "| psnr |"))]
-    assert len(table_rows) == 6  # run list, pointwise comparison and pairwise comparison, per scorer
+    assert len(table_rows) == 8  # run list, pointwise, pairwise and peer comparison, per scorer
     assert "## Pairwise / K-way accuracy" in report
+    # Ours beside the peers': each row carries that run's own results.json numbers.
+    import json
+
+    for name in ("gmsd", "psnr"):
+        results = json.loads((classical_runs[name] / "results.json").read_text())
+        row = [line for line in report.split("## Ours beside the peers")[1].splitlines() if line.startswith(f"| {name} |")]
+        cells = [c.strip() for c in row[0].strip("|").split("|")]
+        peer = results["peer"]
+        assert cells[1] == "MOS" and float(cells[2]) == round(results["pointwise"]["metrics"]["mean"]["srcc"]["value"], 3)
+        assert float(cells[4]) == round(peer["pointwise"]["ie_critic_r1"]["dropped"]["main_score"], 3)
+        assert float(cells[9]) == round(100 * peer["preference"]["editreward"]["k2_accuracy"], 2)
+        assert float(cells[11]) == round(100 * peer["preference"]["editscore"]["average"], 2)
     for name in ("srcc_by_scorer_mos.png", "task_srcc_mos.png", "scatter_gmsd.png", "scatter_psnr.png", "rl_curves_grpo.png",
                  "rl_curves_grpo-old.png"):
         with Image.open(out / name) as image:
