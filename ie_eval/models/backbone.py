@@ -8,6 +8,8 @@ generates, the reward model pools hidden states) and the family's real processor
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import re
 import socket
@@ -26,6 +28,8 @@ from ie_eval.models.tiny_presets import (
     tiny_config,
     tiny_processor,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Backbone", "BackboneLoadError", "FAMILIES", "load_backbone", "list_presets", "pretrained_presets", "resolve_dtype",
@@ -143,6 +147,7 @@ def load_backbone(
     preset loads through the same path as any local checkpoint directory.
     """
     torch_dtype = resolve_dtype(dtype)
+    check_attn_implementation(attn_implementation)
     if name_or_path in list_presets():
         backbone = _load_tiny(name_or_path, torch_dtype, attn_implementation, seed, overrides)
     else:
@@ -152,6 +157,31 @@ def load_backbone(
     if gradient_checkpointing:
         enable_gradient_checkpointing(backbone.model)
     return backbone
+
+
+# attn_implementation -> the module its kernels come from. Checked before loading, so a missing kernel
+# is one message naming the field and the install, not transformers' error after a 9B download.
+ATTENTION_KERNELS: dict[str, str] = {"flash_attention_2": "flash_attn"}
+_KERNEL_INSTALL = (
+    "on a CUDA machine with nvcc, after torch: pip install --no-build-isolation 'ie-eval[gpu-build]' "
+    "(from a checkout: pip install --no-build-isolation -e '.[gpu-build]'; README, 'GPU install')"
+)
+
+
+def check_attn_implementation(attn_implementation: str | None) -> None:
+    """Raise BackboneLoadError when `attn_implementation` needs a kernel package that does not import."""
+    module = ATTENTION_KERNELS.get(attn_implementation or "")
+    if module is None:
+        return
+    try:
+        importlib.import_module(module)
+    except ImportError as err:  # absent, or built against another torch (undefined symbol)
+        raise BackboneLoadError(
+            f"attn_implementation={attn_implementation!r} (a config's model.init_args.backbone_kwargs."
+            f"attn_implementation, or an export's backbone.attn_implementation in config.json) needs "
+            f"{module}, which does not import: {err}. Install it {_KERNEL_INSTALL}; or set "
+            f"attn_implementation: sdpa, which needs nothing extra."
+        ) from err
 
 
 # What a saved export's `backbone` block may pass to `load_backbone`: numerics and attention kernel,
@@ -178,7 +208,22 @@ def backbone_from_file(spec: dict, where: str) -> tuple[str, dict]:
             f"{where}: refusing backbone key(s) {refused} from a checkpoint file; a file may set only "
             f"{sorted(allowed)} (trust_remote_code and other loader options must come from your own code)"
         )
+    attn = kwargs.get("attn_implementation")
+    if attn in ATTENTION_KERNELS and not _imports(ATTENTION_KERNELS[attn]):
+        # The kernel is how this machine computes attention, not part of the weights: an export trained
+        # with flash-attention on a GPU still loads (and scores the same, up to kernel numerics) without it.
+        log.warning("%s: attn_implementation %r needs %s, which does not import here; loading with sdpa",
+                    where, attn, ATTENTION_KERNELS[attn])
+        kwargs["attn_implementation"] = "sdpa"
     return spec["name"], kwargs
+
+
+def _imports(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def pretrained_presets() -> list[str]:

@@ -1,13 +1,21 @@
 """Backbone loader: tiny offline presets of the three Qwen-VL families, and fail-fast hub ids."""
 
+import sys
 import time
+import types
 
 import pytest
 import torch
 
 from ie_eval.data.collate import EditCollator, model_inputs
 from ie_eval.models import backbone as backbone_module
-from ie_eval.models.backbone import BackboneLoadError, list_presets, load_backbone, resolve_dtype
+from ie_eval.models.backbone import (
+    BackboneLoadError,
+    check_attn_implementation,
+    list_presets,
+    load_backbone,
+    resolve_dtype,
+)
 from ie_eval.models.tokenizer_offline import family_tokenizer_spec
 
 PRESETS = ["tiny-qwen2.5-vl", "tiny-qwen3-vl", "tiny-qwen3.5"]
@@ -219,3 +227,34 @@ def test_each_image_reaches_the_decoder_at_its_own_tokens_and_positions(name, ed
     torch.testing.assert_close(a_second, b_first)
     temporal = positions[0, 0] if positions.dim() == 3 else positions[0]  # (rows, B, L) for mrope, else (B, L)
     assert temporal[second].min() > temporal[first].max()
+
+
+def test_flash_attention_without_flash_attn_names_the_field_and_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "flash_attn", None)  # import fails, as on any machine without it
+    with pytest.raises(BackboneLoadError, match="backbone_kwargs.attn_implementation") as info:
+        load_backbone("tiny-qwen2.5-vl", attn_implementation="flash_attention_2")
+    message = str(info.value)
+    assert "pip install --no-build-isolation 'ie-eval[gpu-build]'" in message and "nvcc" in message
+    assert "attn_implementation: sdpa" in message
+
+
+def test_attention_check_passes_when_the_kernel_imports(monkeypatch):
+    monkeypatch.setitem(sys.modules, "flash_attn", types.ModuleType("flash_attn"))
+    check_attn_implementation("flash_attention_2")
+    for name in ("sdpa", "eager", None):
+        check_attn_implementation(name)  # they need no extra package
+
+
+def test_an_export_recorded_with_flash_attention_loads_with_sdpa_where_flash_attn_is_absent(monkeypatch, caplog):
+    from ie_eval.models.backbone import backbone_from_file
+
+    monkeypatch.setitem(sys.modules, "flash_attn", None)
+    with caplog.at_level("WARNING"):
+        name, kwargs = backbone_from_file({"name": "tiny-qwen2.5-vl", "attn_implementation": "flash_attention_2",
+                                           "dtype": "float32"}, "runs/x/export/critic_config.json")
+    assert name == "tiny-qwen2.5-vl" and kwargs == {"attn_implementation": "sdpa", "dtype": "float32"}
+    assert "critic_config.json" in caplog.text and "loading with sdpa" in caplog.text
+    load_backbone(name, **kwargs)  # and it loads
+    monkeypatch.setitem(sys.modules, "flash_attn", types.ModuleType("flash_attn"))
+    assert backbone_from_file({"name": "tiny-qwen2.5-vl", "attn_implementation": "flash_attention_2"},
+                              "x")[1]["attn_implementation"] == "flash_attention_2"  # kept where it imports
