@@ -60,7 +60,8 @@ def run_one(configs: Sequence[str], seed: int, run_dir: Path, extra: Sequence[st
     from ie_eval.commands.fit import build_cli
 
     args = [arg for config in configs for arg in ("--config", config)]
-    args += ["--seed_everything", str(seed), "--trainer.default_root_dir", str(run_dir), *extra]
+    # A run directory without metrics.json is an unfinished attempt: it is redone from the start.
+    args += ["--seed_everything", str(seed), "--trainer.default_root_dir", str(run_dir), "--overwrite", *extra]
     started = time.perf_counter()
     cli = build_cli(args, run=False)
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from scipy import stats
 
+from ie_eval.progress import track
+
 
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="ie-eval calibrate", description=__doc__.split("\n")[0])
@@ -40,11 +42,11 @@ def main(argv: Sequence[str]) -> int:
     if len(records) < 2:
         raise SystemExit(f"{args.manifest} [{args.split}]: {len(records)} record(s) with MOS; calibration needs >= 2")
     collator = EditCollator(model.processor, task="critic", mode="score", prompt_suffix=model.prompt_suffix,
-                            **InputBudget.of(model.input_budget).as_dict())
+                            critique_format=model.critique_format, **InputBudget.of(model.input_budget).as_dict())
     device = next(model.parameters()).device
     scores = []
     with torch.inference_mode():
-        for start in range(0, len(records), args.batch_size):
+        for start in track(range(0, len(records), args.batch_size), "scoring"):
             batch = collator(records[start : start + args.batch_size])
             scores += model({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}).float().cpu().tolist()
     raw = np.asarray(scores, dtype=np.float64)

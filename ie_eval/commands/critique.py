@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ie_eval.commands.outputs import add_output_flags, refuse_existing
 from ie_eval.data.collate import EditCollator, InputBudget
+from ie_eval.data.critique_format import sft_target
 from ie_eval.data.datamodule import blank_images
 from ie_eval.data.phased import TARGET_FORMATS, record_facts, sft_targets
 from ie_eval.data.readers import read_manifests
@@ -32,6 +34,7 @@ from ie_eval.data.splits import DEFAULT_SALT, split_records
 from ie_eval.data.synth.ceiling import ceiling_of_records
 from ie_eval.metrics.critique import CritiqueMetrics
 from ie_eval.models.critic import CriticModel
+from ie_eval.progress import disable_progress, track
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,9 @@ def critique_batches(
             mos, mos_mask = batch["mos"].cpu(), batch["mos_mask"].cpu()
             metrics.update_scores(scores, mos, mos_mask)
             metrics.update_texts(
-                result.parsed, mos, mos_mask, result.texts, [r.critique for r in chunk], [record_facts(r) for r in chunk]
+                result.parsed, mos, mos_mask, result.texts,
+                [sft_target(r.critique, model.critique_format) if r.critique else None for r in chunk],  # its format
+                [record_facts(r) for r in chunk],
             )
         for record, text, parsed, row_scores in zip(chunk, result.texts, result.parsed, scores, strict=True):
             yield {
@@ -61,7 +66,8 @@ def critique_batches(
                 "source_id": record.source_id,
                 "instruction": record.instruction,
                 "critique": text,
-                "parsed_scores": dict(zip(dims, parsed.scores, strict=True)) if parsed.parsed else None,
+                "parsed_scores": dict(zip(dims, parsed.scores, strict=True)) if parsed.scores is not None else None,
+                "parsed_overall": parsed.overall,
                 "structured": parsed.structured,
                 "head_scores": {d: round(float(v), 6) for d, v in zip(dims, row_scores, strict=True)},
                 "mos": dict(zip(dims, record.mos, strict=True)) if record.mos is not None else None,
@@ -101,11 +107,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--blank-images", action="store_true", help="replace both images with mid-gray (the no-vision control)"
     )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_output_flags(parser)
     return parser.parse_args(list(argv))
 
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    refuse_existing([args.out], args.overwrite)
+    if args.no_progress:
+        disable_progress()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model = CriticModel.from_pretrained(args.ckpt, device=args.device)
     records = select_records(args.manifest, args.split, args.split_ratios, args.split_salt)
@@ -120,12 +130,14 @@ def main(argv: Sequence[str]) -> int:
     budget = InputBudget.of(model.input_budget, max_pixels=args.max_pixels, min_pixels=args.min_pixels,
                             max_length=args.max_length)
     collator = EditCollator(
-        model.processor, task="critic", mode="generate", prompt_suffix=model.prompt_suffix, **budget.as_dict()
+        model.processor, task="critic", mode="generate", prompt_suffix=model.prompt_suffix,
+        critique_format=model.critique_format, **budget.as_dict(),
     )
     metrics = CritiqueMetrics(model.dims)
     started = time.perf_counter()
     with out.open("w", encoding="utf-8") as handle:
-        for row in critique_batches(model, records, collator, args.batch_size, args.max_new_tokens, metrics):
+        rows = critique_batches(model, records, collator, args.batch_size, args.max_new_tokens, metrics)
+        for row in track(rows, "critiquing", total=len(records)):
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     seconds = time.perf_counter() - started
     summary = {k: round(float(v), 4) for k, v in metrics.compute().items()}

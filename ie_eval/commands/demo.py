@@ -2,7 +2,7 @@
 
 Prints the test correlation table, the same table with both images blanked (the vision-path
 check), writes a prediction-vs-truth scatter PNG and leaves a W&B offline run, all under
-`--out` (default runs/demo).
+`--out` (default runs/demo). An earlier run's checkpoints or export in `--out` stop it unless `--overwrite`.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def synth_run_parser(prog: str, description: str | None, config: str, data: str,
     parser.add_argument("--n-sources", type=int, default=n_sources)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=out)
+    parser.add_argument("--overwrite", action="store_true", help="train over an earlier run's checkpoints and export in --out")
     return parser
 
 
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overlay_path.write_text(yaml.safe_dump(run_overlay(out, manifest, args.max_epochs)))
 
     configs = [arg for path in (args.config or [DEFAULT_CONFIG]) for arg in ("--config", path)]
-    cli = build_cli([*configs, "--config", str(overlay_path)], run=False)
+    cli = build_cli([*configs, "--config", str(overlay_path)], run=False, overwrite=args.overwrite)
     trainer, module, datamodule = cli.trainer, cli.model, cli.datamodule
     trainer.fit(module, datamodule=datamodule)
     results = {"normal images": trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]}

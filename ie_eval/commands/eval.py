@@ -6,7 +6,10 @@
 
 Writes DIR/results.json (every number), DIR/results.md (tables), DIR/predictions.jsonl (one row
 per scored record, with generated text) and PNGs: scatter.png (prediction vs truth per dim) and
-task_srcc.png (SRCC per task type). Scorer and bench SPECs: docs/evaluation.md.
+task_srcc.png (SRCC per task type). Scorer and bench SPECs: docs/evaluation.md. An earlier run's
+results in DIR are kept unless `--overwrite`. `--wandb-project P` also logs results.json, results.md
+and the plots as a W&B artifact of type "evaluation" (`eval-<DIR name>`), in a run named after DIR;
+it runs offline without W&B credentials, and WANDB_MODE wins when set.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ie_eval.commands.outputs import add_output_flags, refuse_existing
 from ie_eval.eval.predictions import read_predictions, write_predictions
 from ie_eval.metrics.preference import CALIBRATE, PRED_TIES, TRUTH_TIES, TiePolicy
+from ie_eval.progress import disable_progress
 
 if TYPE_CHECKING:
     pass
@@ -48,7 +54,30 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--no-strict", action="store_true", help="skip bad benchmark rows (counted)")
     parser.add_argument("--blank-images", action="store_true",
                         help="replace every image with mid-gray (the no-vision control)")
+    parser.add_argument("--wandb-project", default=None,
+                        help="also log the results as a W&B 'evaluation' artifact to this project (off by default)")
+    add_output_flags(parser)
     return parser.parse_args(list(argv))
+
+
+RESULT_FILES = ("results.json", "results.md", "predictions.jsonl")
+
+
+def log_to_wandb(project: str, out: Path, results: dict) -> None:
+    """results.json, results.md and the plots as one W&B artifact of type "evaluation", in a run named after `out`."""
+    import wandb
+
+    from ie_eval.lit.loggers import artifact_name, log_files_artifact, wandb_mode
+
+    specs = {"scorer": results["scorer"]["spec"], "bench": results["bench"]["spec"], "split": results["bench"]["split"]}
+    # Under the results, as training runs keep theirs under the run directory; WANDB_DIR wins when set.
+    run = wandb.init(project=project, name=out.name, job_type="eval", mode=wandb_mode(), config=specs,
+                     dir=os.environ.get("WANDB_DIR") or str(out))
+    try:
+        files = [out / name for name in ("results.json", "results.md", *results["plots"])]
+        log_files_artifact(run, artifact_name("eval", run), "evaluation", files, metadata=specs)
+    finally:
+        run.finish()
 
 
 def tie_policy(args: argparse.Namespace, default: TiePolicy) -> TiePolicy:
@@ -80,6 +109,9 @@ def write_plots(results: dict, out: Path) -> list[str]:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    refuse_existing([Path(args.out) / name for name in RESULT_FILES], args.overwrite)
+    if args.no_progress:
+        disable_progress()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import torch
 
@@ -106,4 +138,6 @@ def main(argv: Sequence[str]) -> int:
     (out / "results.md").write_text(results_markdown(results))
     print(results_markdown(results))
     log.info("wrote %s", ", ".join(str(out / n) for n in ["results.json", "results.md", *results["plots"]]))
+    if args.wandb_project:
+        log_to_wandb(args.wandb_project, out, results)
     return 0

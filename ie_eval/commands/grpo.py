@@ -6,7 +6,8 @@
 Starts `ie-eval serve-rm` as a subprocess on a free port (unless --serve-rm is omitted and the
 config names a URL or a checkpoint), then, on the same held-out prompts: validates the SFT
 starting point, trains, validates the result. Prints the start/end table and writes it to
-`<default_root_dir>/grpo_results.json`. The server is stopped however the run ends.
+`<default_root_dir>/grpo_results.json`. The server is stopped however the run ends. A run directory
+with an earlier run's checkpoints or export is refused unless `--overwrite` or `--ckpt-path` (resume).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ie_eval.serve.runner import bind_free_port, wait_healthy
 
 REPORTED = (
     "reward_mean", "text_pair_accuracy", "head_pair_accuracy", "response_length", "format_rate", "head_mean_srcc",
-    "text_mean_srcc", "factuality", "blank_factuality", "unverifiable_claims",
+    "text_mean_srcc", "text_overall_srcc", "factuality", "blank_factuality", "unverifiable_claims",
 )
 
 
@@ -74,7 +75,7 @@ def run_grpo(cli_args: Sequence[str], ckpt_path: str | None = None) -> dict:
     """Validate (start) -> fit -> validate (end) under one LightningCLI config; returns the comparison."""
     from ie_eval.commands.fit import build_cli
 
-    cli = build_cli(list(cli_args), run=False)
+    cli = build_cli(list(cli_args), run=False, resume=ckpt_path is not None)
     trainer, model, data = cli.trainer, cli.model, cli.datamodule
     started = time.perf_counter()
     start = metrics_of(trainer.validate(model, datamodule=data, verbose=False))

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import torch
 
+from ie_eval.commands.outputs import add_output_flags, refuse_existing
 from ie_eval.data.collate import EditCollator
 from ie_eval.data.records import EditRecord
+from ie_eval.progress import disable_progress, track
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,11 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_output_flags(parser)
     args = parser.parse_args(list(argv))
+    refuse_existing([args.out], args.overwrite)
+    if args.no_progress:
+        disable_progress()
 
     from ie_eval.data.collate import InputBudget
     from ie_eval.models.calibration import AffineCalibration
@@ -77,10 +83,10 @@ def main(argv: Sequence[str]) -> int:
     calibration = AffineCalibration.load(args.ckpt)
     mode = "generate" if args.mode == "cot" else "score"
     collator = EditCollator(model.processor, task="critic", mode=mode, prompt_suffix=model.prompt_suffix,
-                            **InputBudget.of(model.input_budget).as_dict())
+                            critique_format=model.critique_format, **InputBudget.of(model.input_budget).as_dict())
     scores, texts = [], []
     device = next(model.parameters()).device
-    for start in range(0, len(records), args.batch_size):
+    for start in track(range(0, len(records), args.batch_size), "critiquing" if args.mode == "cot" else "scoring"):
         batch = collator(records[start : start + args.batch_size])
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         if args.mode == "cot":

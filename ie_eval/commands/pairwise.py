@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overlay = {"trainer": {"default_root_dir": str(out)}, "data": {"init_args": {"sources": [f"synth:{data}"]}}}
     overlay_path.write_text(yaml.safe_dump(overlay))
     configs = [arg for path in (args.config or [DEFAULT_CONFIG]) for arg in ("--config", path)]
-    cli = build_cli([*configs, "--config", str(overlay_path)], run=False)
+    cli = build_cli([*configs, "--config", str(overlay_path)], run=False, overwrite=args.overwrite)
     trainer, module, datamodule = cli.trainer, cli.model, cli.datamodule
     trainer.fit(module, datamodule=datamodule)
     tested = trainer.test(module, datamodule=datamodule, ckpt_path="best")[0]

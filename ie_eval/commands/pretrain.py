@@ -7,6 +7,8 @@ directory, reloads it with `load_backbone(dir)` (the real-checkpoint path), deco
 samples greedily and prints the perception report (with images, blank images, chance). The
 report and a provenance file (command, seed, commit, seed streams, task mix) go into the export;
 `--preset NAME` also installs the export as the named pretrained preset inside the package.
+As `ie-eval fit`, it refuses a run directory an earlier run left checkpoints or an export in
+unless `--overwrite`.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ie_eval.commands.outputs import add_output_flags, refuse_existing
+from ie_eval.progress import disable_progress
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ie-eval score", description=__doc__)
@@ -22,7 +25,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-pixels", type=int, default=None, help="per-image pixel budget (default: the training one)")
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     parser.add_argument("--no-strict", action="store_true", help="skip bad rows (counted) instead of failing")
+    add_output_flags(parser)
     args = parser.parse_args(argv)
+    refuse_existing([args.out], args.overwrite)
+    if args.no_progress:
+        disable_progress()
 
     from ie_eval.data.readers import read_manifest
     from ie_eval.models.reward_model import RewardModel
@@ -34,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(read.summary())
     model = RewardModel.from_pretrained(args.ckpt, device=args.device)
     scoring = RewardScoring(model, batch_size=args.batch_size, max_pixels=args.max_pixels)  # None: the export's budget
-    scores = scoring.score_records(read.records)
+    scores = scoring.score_records(read.records, progress="scoring")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as handle:

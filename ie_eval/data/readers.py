@@ -29,6 +29,7 @@ from ie_eval.data.records import (
     as_score_triplet,
     row_context,
 )
+from ie_eval.progress import track
 
 logger = logging.getLogger(__name__)
 
@@ -322,7 +323,8 @@ def build_records(
     result = ManifestReadResult(paths=[path])
     seen = {} if seen_ids is None else seen_ids
     image_cache: dict[Path, str | None] = {}
-    for row_number, row in rows:
+    # Opening and decoding every image is what takes time on a large manifest.
+    for row_number, row in track(rows, f"checking images of {path.name}") if check_images else rows:
         context = row_context(path, row_number)
         try:
             if isinstance(row, RecordError):

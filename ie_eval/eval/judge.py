@@ -18,6 +18,7 @@ from ie_eval.data.collate import EditCollator, model_inputs
 from ie_eval.data.prompts import judge_messages
 from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
 from ie_eval.eval.scorer_base import ScoreOutput, Scorer, ScorerOptions
+from ie_eval.progress import track
 
 LIKERT_RANGE: tuple[float, float] = (1.0, 5.0)
 _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*\d+(?:\.\d+)?)?\s*$")  # "4", "4.5", "4/5"
@@ -155,7 +156,7 @@ class JudgeScorer(Scorer):
     def score(self, records: Sequence[EditRecord]) -> ScoreOutput:
         texts: list[str] = []
         device = torch.device(self.options.device)
-        for start in range(0, len(records), self.options.batch_size):
+        for start in track(range(0, len(records), self.options.batch_size), f"scoring {self.spec.split(':')[0]}"):
             batch = self.collator(records[start : start + self.options.batch_size])
             texts += self.generate({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()})
         return ScoreOutput(scores=[parse_judge_scores(t, self.dims) for t in texts], texts=texts)

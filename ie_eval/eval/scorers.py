@@ -24,6 +24,7 @@ from PIL import Image
 from ie_eval.data.records import EditRecord
 from ie_eval.eval.scorer_base import ScoreOutput, Scorer, ScorerOptions
 from ie_eval.metrics.image_quality import full_reference
+from ie_eval.progress import track
 
 CLASSICAL: tuple[str, ...] = ("psnr", "ssim", "ms-ssim", "gmsd")
 # Dims a full-reference metric stands in for (paper table 2 reports them on all three; instruction
@@ -57,7 +58,7 @@ class FullReferenceScorer(Scorer):
     def score(self, records: Sequence[EditRecord]) -> ScoreOutput:
         sign = -1.0 if self.spec == "gmsd" else 1.0
         scores = []
-        for record in records:
+        for record in track(records, f"scoring {self.spec}"):
             source = load_rgb_tensor(record.source_image)
             edited = load_rgb_tensor(record.edited_image, size=(source.shape[2], source.shape[1]))
             value = sign * full_reference(self.spec, source, edited)

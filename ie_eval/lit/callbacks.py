@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from ie_eval.lit.loggers import artifact_name, log_files_artifact, wandb_runs
 
 log = logging.getLogger(__name__)
 
@@ -22,28 +25,48 @@ class ExportPretrained(L.Callback):
     """At the end of `fit`, writes `model.save_pretrained(dirpath)` from the best checkpoint.
 
     The best checkpoint is the one the run's (first) monitoring ModelCheckpoint picked; without
-    one, the final weights are exported. `dirpath` defaults to `<log_dir>/export`.
+    one, the final weights are exported. `dirpath` defaults to `<log_dir>/export`. An earlier
+    export there is replaced whole, not written over: a file only it had (a `calibration.json`
+    from `ie-eval calibrate`) would otherwise be read as the new model's. With a W&B logger the
+    export is also logged as a W&B artifact of type "model", `model-<run name>`, aliased
+    "latest" (and "best" when it is the best checkpoint's).
     """
 
     def __init__(self, dirpath: str | None = None) -> None:
         self.dirpath = dirpath
 
+    def target(self, trainer: L.Trainer) -> Path:
+        return Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "export")
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        target = Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "export")
-        best = next(
-            (c.best_model_path for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor and c.best_model_path),
-            "",
+        target = self.target(trainer)
+        monitor = next(
+            (c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor and c.best_model_path),
+            None,
         )
+        best = monitor.best_model_path if monitor is not None else ""
         final_state = None
         if best:
             final_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             pl_module.load_state_dict(load_state_dict_safely(best))
         # A module may export differently from its model (GRPO merges its adapter first).
         export = getattr(pl_module, "export_pretrained", None) or pl_module.model.save_pretrained
-        export(target)
+        # Written beside the target and swapped in, so a failed export leaves the earlier one intact.
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        export(partial)
+        if target.exists():
+            shutil.rmtree(target)
+        partial.rename(target)
         if final_state is not None:
             pl_module.load_state_dict(final_state)
         log.info("exported %s to %s", best or "final weights", target)
         self.export_path = target
+        metadata = {"best_checkpoint": best or None, "global_step": int(trainer.global_step), "export": str(target)}
+        if monitor is not None and monitor.best_model_score is not None:
+            metadata |= {"monitor": monitor.monitor, "best_score": float(monitor.best_model_score)}
+        for run in wandb_runs(trainer):
+            log_files_artifact(run, artifact_name("model", run), "model", [target], metadata,
+                               aliases=["latest", "best"] if best else ["latest"])

@@ -22,8 +22,10 @@ from ie_eval.data.collate import CollateError
 from ie_eval.data.records import EditRecord
 from ie_eval.serve.admission import (
     DecodeBudget,
+    EditInput,
     check_request_limits,
     decode_records,
+    edit_inputs,
     open_request_images,
     parse_score_request,
     request_pixels,
@@ -136,19 +138,19 @@ async def score_request(
     request: Request, batcher: MicroBatcher, decode_budget: DecodeBudget, scoring: RewardScoring, config: ServeConfig,
 ) -> list[RewardScores]:
     """Parse and check the request, decode its images within the budgets, queue it, await its scores."""
-    parsed = parse_score_request(await request.body(), config)
-    check_request_limits(parsed, config)
+    items = edit_inputs(parse_score_request(await request.body(), config))
+    check_request_limits(items, config)
     with batcher.admitting():
-        inline = decode_inline(parsed, config)
+        inline = decode_inline(items, config)
         if inline:
-            opened = open_request_images(parsed.items, config)
+            opened = open_request_images(items, config)
         else:
-            opened = await run_in_threadpool(open_request_images, parsed.items, config)
+            opened = await run_in_threadpool(open_request_images, items, config)
         async with decode_budget.reserve(request_pixels(opened)):
             if inline:
-                records = decode_records(parsed.items, opened, scoring)
+                records = decode_records(items, opened, scoring)
             else:
-                records = await run_in_threadpool(decode_records, parsed.items, opened, scoring)
+                records = await run_in_threadpool(decode_records, items, opened, scoring)
         future = submit(batcher, records)
     try:
         return await wait_for_scores(future)
@@ -192,13 +194,14 @@ def set_thread_torch_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def decode_inline(request: ScoreRequest, config: ServeConfig) -> bool:
+def decode_inline(items: list[EditInput], config: ServeConfig) -> bool:
     """Decode on the event loop (cheaper than a thread hop) only small base64-only requests:
     at most inline_decode_max_bytes of base64 (so at most about as many pixels: headers are
     checked against inline_decode_max_pixels after opening)."""
-    encoded = [image.base64 for item in request.items for image in (item.source_image, item.edited_image)]
-    if any(text is None for text in encoded):
-        return False  # file reads belong off the loop
+    images = [image for item in items for image in item.images]
+    if any(image.base64 is None or image.entry is not None for image in images):
+        return False  # file reads and process_vision_info (first import: seconds) belong off the loop
+    encoded = [image.base64 for image in images]
     return sum(len(text) for text in encoded) <= config.inline_decode_max_bytes
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ie_eval.serve.images import InputError
+from ie_eval.serve.schemas import UNION_TAGS
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ def error_response(status: int, field: str | None, detail: str, headers: dict[st
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    """Dotted field path of a pydantic error location, without the leading 'body'."""
-    parts = [str(part) for part in loc]
+    """Dotted field path of a pydantic error location, without the leading 'body' or union tags."""
+    parts = [str(part) for part in loc if part not in UNION_TAGS]
     if parts and parts[0] == "body":
         parts = parts[1:]
     return ".".join(parts) or "body"

@@ -138,10 +138,14 @@ def open_image_bytes(raw: bytes, field: str, config: ServeConfig) -> Image.Image
     return image
 
 
-def decode_opened(image: Image.Image, field: str) -> Image.Image:
-    """Decode an opened image's pixels as RGB (corrupt pixel data shows up only now)."""
+def decode_opened(image: Image.Image, field: str, mode: str | None = "RGB") -> Image.Image:
+    """Decode an opened image's pixels as `mode` (None: its own mode, for a converter of its own,
+    such as process_vision_info's); corrupt pixel data shows up only now."""
     try:
-        return image.convert("RGB")
+        if mode is None:
+            image.load()
+            return image
+        return image.convert(mode)
     except Exception as err:
         raise InputError(field, f"image data is corrupt: {type(err).__name__}: {err}") from None
 

@@ -2,12 +2,22 @@
 
 Limits that depend on `ServeConfig` (image bytes, critique length, items per request...) are
 checked by the server after parsing, with messages naming the field and the limit; the
-static ones (types, required fields, a non-empty item list) live here.
+static ones (types, required fields, a non-empty item list) live here. An item comes in one of
+two forms: the server's own fields (`ScoreItem`) or a Qwen-VL chat conversation (`ChatItem`),
+told apart by whether it has `messages`; the union tags never show in error field paths.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+# Tags of the two item forms; `errors.field_path` drops them from validation error locations.
+FIELDS_FORM, MESSAGES_FORM = "fields-form", "messages-form"
+UNION_TAGS = frozenset({FIELDS_FORM, MESSAGES_FORM})
+_FIELD_NAMES = ("source_image", "edited_image", "instruction", "critique")
+_ONE_FORM = "give either 'messages' (a chat conversation) or source_image, edited_image, instruction and critique"
 
 
 class ImageInput(BaseModel):
@@ -50,15 +60,75 @@ class ScoreItem(BaseModel):
         examples=["[Visual Quality]\nSharp.\n[Final Assessment]\nVisual Quality: 4"],
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def some_field_given(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not set(data) & set(_FIELD_NAMES):
+            raise ValueError(_ONE_FORM)
+        return data
+
+
+class ChatMessage(BaseModel):
+    """One chat message; its content is checked by `ie_eval.data.chat_inputs.split_edit_messages`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: str = Field(description="'user' (the two images and the instruction) or 'assistant' (the critique).")
+    content: str | list[dict[str, Any]] = Field(
+        description="Text, or a list of content items: {'type': 'image', 'image': <path under image_root, "
+        "file:// URL or data:image/<format>;base64,<data>>, optional 'min_pixels' / 'max_pixels'} and "
+        "{'type': 'text', 'text': ...}. http(s) URLs and video are refused."
+    )
+
+
+class ChatItem(BaseModel):
+    """One critique of one edit as a Qwen-VL conversation: a user message with exactly two images
+    (source first, edited second) and one text item (the instruction), then an assistant message
+    whose text is the critique to score. Images are resized by qwen_vl_utils.process_vision_info
+    within the model's pixel budget (a per-image min_pixels / max_pixels can narrow it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        description="The conversation; instruction and critique obey max_instruction_chars / max_critique_chars.",
+        examples=[[
+            {"role": "user", "content": [
+                {"type": "image", "image": "data:image/png;base64,iVBORw0KGgo..."},
+                {"type": "image", "image": "edits/0001.png"},
+                {"type": "text", "text": "make the red circle blue"},
+            ]},
+            {"role": "assistant", "content": "[Visual Quality]\nSharp.\n[Final Assessment]\nVisual Quality: 4"},
+        ]],
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def not_both_forms(cls, data: Any) -> Any:
+        if isinstance(data, dict) and set(data) & set(_FIELD_NAMES):
+            raise ValueError(f"{_ONE_FORM}, not both")
+        return data
+
+
+def item_form(value: Any) -> str:
+    """Which form an item is in: a chat conversation when it has `messages`."""
+    return MESSAGES_FORM if isinstance(value, dict) and "messages" in value else FIELDS_FORM
+
+
+AnyItem = Annotated[
+    Annotated[ScoreItem, Tag(FIELDS_FORM)] | Annotated[ChatItem, Tag(MESSAGES_FORM)], Discriminator(item_form)
+]
+
 
 class ScoreRequest(BaseModel):
     """A batch of critiques to score; the server may batch it with other clients' requests."""
 
     model_config = ConfigDict(extra="forbid")
 
-    items: list[ScoreItem] = Field(
+    items: list[AnyItem] = Field(
         min_length=1,
-        description="Critiques to score, 1 to max_items_per_request of them; results come back in this order.",
+        description="Critiques to score, 1 to max_items_per_request of them, each as image fields or as chat "
+        "messages; results come back in this order.",
     )
 
 

@@ -18,26 +18,15 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ie_eval.data.collate import CollateError, EditCollator, InputBudget, fit_to_budget, load_rgb
+from ie_eval.data.chat_inputs import IMAGES_KEY, PreloadedCollator
+from ie_eval.data.collate import CollateError, InputBudget, fit_to_budget, load_rgb
 from ie_eval.data.records import CRITIQUE_DIMS, EditRecord
 from ie_eval.models.reward_model import RewardModel
+from ie_eval.progress import track
 from ie_eval.serve.base import ImageLike, RewardItem, RewardScores, RewardServerError
 
-# EditRecord.meta key holding the (source, edited) PIL images of an in-memory record.
-IMAGES_KEY = "images"
 # Characters per text token, only for ordering records by length before batching.
 _CHARS_PER_TOKEN = 4
-
-
-class ItemCollator(EditCollator):
-    """EditCollator that takes records whose images are already decoded (meta["images"])."""
-
-    def load_pair(self, record: EditRecord) -> list[Image.Image]:
-        images = record.meta.get(IMAGES_KEY)
-        if images is None:
-            return super().load_pair(record)
-        # Already fitted by prepare_record: fit_to_budget returns them unchanged.
-        return [fit_to_budget(img, self.factor, self.min_pixels, self.max_pixels, record.sample_id) for img in images]
 
 
 def as_rgb(image: ImageLike, sample_id: str, role: str) -> Image.Image:
@@ -91,7 +80,7 @@ class RewardScoring:
         weights = model.reward_weights if reward_weights is None else torch.tensor(list(reward_weights))
         self.reward_weights = weights.detach().float().cpu()
         budget = InputBudget.of(model.input_budget, max_pixels=max_pixels, max_length=max_length)
-        self.collator = ItemCollator(
+        self.collator = PreloadedCollator(
             model.processor, task="reward", mode="score", prompt_suffix=model.prompt_suffix, **budget.as_dict()
         )
         self.device = next(model.parameters()).device
@@ -135,11 +124,13 @@ class RewardScoring:
         c = self.collator
         return fit_to_budget(image, c.factor, c.min_pixels, c.max_pixels, sample_id)
 
-    def score_records(self, records: Sequence[EditRecord]) -> list[RewardScores]:
-        """Scores of `records` in their order, computed in length-sorted batches of `batch_size`."""
+    def score_records(self, records: Sequence[EditRecord], progress: str | None = None) -> list[RewardScores]:
+        """Scores of `records` in their order, computed in length-sorted batches of `batch_size`.
+        progress: description of a progress bar over the batches (None, as for server requests: no bar)."""
         order = sorted(range(len(records)), key=lambda i: approx_tokens(records[i], self.collator.factor), reverse=True)
         results: list[RewardScores | None] = [None] * len(records)
-        for start in range(0, len(order), self.batch_size):
+        starts = range(0, len(order), self.batch_size)
+        for start in track(starts, progress) if progress else starts:
             chunk = order[start : start + self.batch_size]
             for index, scores in zip(chunk, self.score_batch([records[i] for i in chunk]), strict=True):
                 results[index] = scores

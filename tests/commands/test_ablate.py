@@ -46,3 +46,6 @@ def test_grid_runs_every_variant_and_seed_then_resumes(tmp_path, synth_manifest)
     stamp = (out / "pooling-mean" / "seed0" / "metrics.json").stat().st_mtime_ns
     assert main(args) == 0  # finished runs are read back, not retrained
     assert (out / "pooling-mean" / "seed0" / "metrics.json").stat().st_mtime_ns == stamp
+    (out / "pooling-mean" / "seed1" / "metrics.json").unlink()  # seed 1 interrupted: checkpoints, no metrics
+    assert main(args) == 0  # redone from the start, though its directory holds an earlier run's checkpoints
+    assert "mean_srcc" in json.loads((out / "pooling-mean" / "seed1" / "metrics.json").read_text())

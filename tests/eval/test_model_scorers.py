@@ -55,3 +55,29 @@ def test_bad_specs_name_the_choices():
         build_scorer("clip")
     with pytest.raises(ValueError, match="KIND:PATH"):
         load_benchmark("imagenhub:x.csv")
+
+
+def as_conversation(record, with_critique):
+    """The Qwen-VL chat form of a record: source, edited, instruction (+ the critique as the assistant turn)."""
+    messages = [{"role": "user", "content": [
+        {"type": "image", "image": str(record.source_image)},
+        {"type": "image", "image": f"file://{record.edited_image}"},
+        {"type": "text", "text": record.instruction},
+    ]}]
+    if with_critique:
+        messages.append({"role": "assistant", "content": record.critique})
+    return messages
+
+
+@pytest.mark.parametrize("kind", ["rm", "critic"])
+def test_score_messages_matches_scoring_the_same_records(tmp_path, bench, kind):
+    model_class = RewardModel if kind == "rm" else CriticModel
+    model_class.build("tiny-qwen3-vl", head=HeadConfig(hidden_size=16, dropout=0.0)).save_pretrained(tmp_path / kind)
+    scorer = build_scorer(f"{kind}:{tmp_path / kind}", OPTIONS)
+    records = bench.pointwise(scorer.dims)[:3]
+    by_records = scorer.score(records).scores
+    by_messages = scorer.score_messages([as_conversation(r, with_critique=kind == "rm") for r in records]).scores
+    assert torch.allclose(torch.tensor(by_messages), torch.tensor(by_records), atol=1e-5)
+    if kind == "rm":  # RE-Reward scores a critique: a conversation without one is refused, naming it
+        with pytest.raises(ValueError, match=r"conversations\.0: no critique"):
+            scorer.score_messages([as_conversation(records[0], with_critique=False)])

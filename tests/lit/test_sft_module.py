@@ -137,10 +137,12 @@ def test_phased_data_refuses_to_run_without_reloading_loaders(synth_manifest, tm
         trainer(tmp_path, reload_dataloaders_every_n_epochs=0).fit(tiny_module(), datamodule=tiny_data(synth_manifest))
 
 
-def test_tiny_config_builds_the_critic_and_the_paper_schedule(synth_manifest):
+def test_tiny_config_builds_the_critic_and_the_paper_schedule(synth_manifest, tmp_path):
+    # Its own run directory: building refuses one a `make sft` run left behind.
     cli = build_cli([
         "--config", str(REPO / "configs/sft/tiny.yaml"), "--data.init_args.manifest", str(synth_manifest),
         "--data.init_args.score_only_manifest", str(synth_manifest.parent / "pairs.jsonl"), "--trainer.logger", "false",
+        "--trainer.default_root_dir", str(tmp_path),
     ], run=False)
     assert isinstance(cli.model, SFTModule) and isinstance(cli.datamodule, PhasedDataModule)
     assert [(p.name, p.epochs, p.pools) for p in cli.datamodule.phases] == [

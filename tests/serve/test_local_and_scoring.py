@@ -22,6 +22,19 @@ def test_local_reward_matches_training_collator_and_forward(local_reward, edit_r
     assert torch.allclose(torch.tensor([[s.logicality, s.accuracy, s.usefulness] for s in got]), expected, atol=1e-5)
 
 
+def test_images_a_second_smart_resize_would_flip_score_as_from_their_files(local_reward, edit_record_factory):
+    """100x70 shrinks below min_pixels in the 64x64 budget, so fitting it twice changes its size:
+    prepared items are fitted once, as the collator fits a file."""
+    record = edit_record_factory("flip", critique=CRITIQUE, source_size=(100, 70), edited_size=(90, 120))
+    model = local_reward.model
+    collator = EditCollator(model.processor, task="reward", mode="score", max_pixels=TINY_PIXELS,
+                            min_pixels=local_reward.collator.min_pixels)
+    with torch.inference_mode():
+        expected = model(collator([record]))
+    got = local_reward.score([RewardItem(record.source_image, record.edited_image, record.instruction, CRITIQUE)])
+    assert torch.allclose(torch.tensor([[s.logicality, s.accuracy, s.usefulness] for s in got]), expected, atol=1e-5)
+
+
 def test_reward_is_the_weighted_sum_with_accuracy_highest(local_reward):
     weights = local_reward.info()["reward_weights"]
     assert weights == pytest.approx([0.3, 0.4, 0.3])  # ReasonEdit's public defaults
