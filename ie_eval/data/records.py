@@ -16,6 +16,8 @@ MOS_DIMS: tuple[str, str, str] = ("visual_quality", "instruction_alignment", "co
 # Scores RE-Reward predicts for a critique, in this order everywhere.
 CRITIQUE_DIMS: tuple[str, str, str] = ("logicality", "accuracy", "usefulness")
 ALL_DIMS: tuple[str, ...] = MOS_DIMS + CRITIQUE_DIMS
+# The one-score view of an edit (`overall_mos`): what a single-score critic (think_answer) predicts.
+OVERALL_DIMS: tuple[str] = ("overall",)
 
 
 class RecordError(ValueError):

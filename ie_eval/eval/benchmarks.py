@@ -5,6 +5,9 @@
                      of one instruction (`meta.group_id`, twin pairs), ranked by mean MOS
                      (equal means are ties); per-dim truth from each MOS dim.
     manifest:PATH    any manifest (read_manifest): pointwise only.
+    iebench:PATH     IE-Bench-4k table, ie_critic_r1:PATH IE-Critic-R1's training layout: pointwise
+                     on the one overall MOS for a single-score scorer (a think_answer critic),
+                     on the three MOS where the table has them.
     pairwise:PATH    A/B table (adapters.load_pairwise); also genai_bench:PATH, aurora_bench:PATH,
                      editreward_data:PATH (EditReward-Data's training layout).
     kway:PATH        K-way table (adapters.load_kway); also editreward_bench:PATH.
@@ -22,11 +25,11 @@ from pathlib import Path
 from ie_eval.data.adapters import PREFERENCE_ADAPTERS, load_dataset
 from ie_eval.data.adapters.preference import PreferenceGroup, group_preferences, synth_groups
 from ie_eval.data.readers import read_manifest
-from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
+from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, OVERALL_DIMS, EditRecord, overall_mos
 from ie_eval.data.splits import DEFAULT_SALT, split_records
 from ie_eval.metrics.preference import BENCH_TIE_POLICIES, TiePolicy
 
-BENCH_KINDS: tuple[str, ...] = ("synth", "manifest", *PREFERENCE_ADAPTERS)
+BENCH_KINDS: tuple[str, ...] = ("synth", "manifest", "iebench", "ie_critic_r1", *PREFERENCE_ADAPTERS)
 DEFAULT_SPLIT_RATIOS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
 
@@ -49,11 +52,12 @@ class Benchmark:
 
     def pointwise(self, dims: Sequence[str]) -> list[EditRecord]:
         """Records with truth for `dims`: one per pair for MOS dims, one per critique for critique dims."""
-        if set(dims) <= set(MOS_DIMS):
+        if set(dims) <= set(MOS_DIMS) or tuple(dims) == OVERALL_DIMS:
+            wanted = overall_mos if tuple(dims) == OVERALL_DIMS else (lambda r: r.mos)
             seen: set[str] = set()
             out = []
             for record in self.records:
-                if record.mos is not None and record.pair_id not in seen:
+                if wanted(record) is not None and record.pair_id not in seen:
                     seen.add(record.pair_id)
                     out.append(record)
         elif set(dims) <= set(CRITIQUE_DIMS):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ie_eval.data.phased import record_facts
-from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, EditRecord
+from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, OVERALL_DIMS, EditRecord, overall_mos
 from ie_eval.data.synth.ceiling import ceiling_of_records
 from ie_eval.eval.benchmarks import Benchmark
 from ie_eval.eval.peer_results import json_safe, peer_pointwise, peer_preference
@@ -40,6 +40,9 @@ class Prediction:
     pointwise: bool = False  # part of the pointwise view (else only a preference candidate)
 
     def truth(self, dims: Sequence[str]) -> list[float] | None:
+        if tuple(dims) == OVERALL_DIMS:
+            overall = overall_mos(self.record)
+            return None if overall is None else [overall]
         if set(dims) <= set(MOS_DIMS) and self.record.mos is not None:
             return [self.record.mos[MOS_DIMS.index(d)] for d in dims]
         if set(dims) <= set(CRITIQUE_DIMS) and self.record.critique_scores is not None:

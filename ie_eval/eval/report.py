@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS
+from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, OVERALL_DIMS
 
 # Curve title -> metrics.csv keys, first present wins (x = the `step` column).
 RL_CURVES: dict[str, tuple[str, ...]] = {
@@ -100,7 +100,7 @@ def _safe(label: str) -> str:
 
 def dims_of(results: Mapping) -> tuple[str, ...]:
     dims = tuple(results["scorer"]["dims"])
-    return MOS_DIMS if set(dims) <= set(MOS_DIMS) else CRITIQUE_DIMS
+    return MOS_DIMS if set(dims) <= set(MOS_DIMS) or dims == OVERALL_DIMS else CRITIQUE_DIMS
 
 
 def evaluation_sections(runs: Mapping[str, Mapping], run_dirs: Mapping[str, Path], out: Path) -> list[str]:

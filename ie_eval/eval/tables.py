@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ie_eval.data.records import MOS_DIMS
+from ie_eval.data.records import MOS_DIMS, OVERALL_DIMS
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -156,7 +156,8 @@ def peer_comparison(runs: Mapping[str, Mapping]) -> str:
         imagenhub = (peer.get("pointwise") or {}).get("imagenhub") or {}
         editreward = (peer.get("preference") or {}).get("editreward") or {}
         editscore = (peer.get("preference") or {}).get("editscore") or {}
-        truth = "MOS" if set(results["scorer"]["dims"]) <= set(MOS_DIMS) else "critique scores"
+        dims = tuple(results["scorer"]["dims"])
+        truth = "MOS" if set(dims) <= set(MOS_DIMS) else "overall MOS" if dims == OVERALL_DIMS else "critique scores"
         lines.append(_row([
             label, truth, fmt(metrics.get("mean", {}).get("srcc", {}).get("value")),
             fmt(metrics.get("mean", {}).get("plcc", {}).get("value")), fmt(dropped.get("main_score")),

@@ -132,7 +132,7 @@ class PromptDataModule(L.LightningDataModule):
     Args:
         manifest: prompts with MOS (a pairs manifest; rows per critique are deduplicated to pairs). A
             prompt counts as labeled when it has the three MOS or a single overall one (`overall_mos`).
-        adapter: how `manifest` and `pure_manifest` are read (a `data.adapters` name; default our
+        layout: how `manifest` and `pure_manifest` are read (a `data.adapters` name; default our
             manifest; `ie_critic_r1` reads IE-Critic-R1's training table).
         pure_manifest: pure source-edit pairs (MOS ignored even if present). When None, a hash-chosen
             `withheld_mos_share` of the train prompts loses its MOS and forms the pure pool.
@@ -145,7 +145,7 @@ class PromptDataModule(L.LightningDataModule):
         self,
         manifest: str | list[str],
         pure_manifest: str | list[str] | None = None,
-        adapter: str = "manifest",
+        layout: str = "manifest",
         withheld_mos_share: float = 0.3,
         prompts_per_step: int = 4,
         mos_ratio: float = 0.7,
@@ -165,12 +165,12 @@ class PromptDataModule(L.LightningDataModule):
 
     def _read(self, manifest: str | list[str]) -> list[EditRecord]:
         manifests = [manifest] if isinstance(manifest, str) else list(manifest)
-        if self.hparams.adapter == "manifest":
+        if self.hparams.layout == "manifest":
             result = read_manifests(manifests, strict=self.hparams.strict)
         else:
             result = ManifestReadResult()
             for path in manifests:
-                part = load_dataset(self.hparams.adapter, path, strict=self.hparams.strict)
+                part = load_dataset(self.hparams.layout, path, strict=self.hparams.strict)
                 result.records += part.records
                 result.skipped += part.skipped
         if result.skipped:

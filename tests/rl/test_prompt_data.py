@@ -92,7 +92,7 @@ def test_ie_critic_r1_table_gives_labeled_prompts_with_one_overall_mos(tmp_path)
         rows.append({"images": [f"src/{i}.png", f"edit/{i}.png"], "answer": 1 + (i % 5), "edit_inst": f"edit {i}"})
     table = tmp_path / "train.jsonl"
     table.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    module = PromptDataModule(str(table), adapter="ie_critic_r1", withheld_mos_share=0.25, prompts_per_step=4,
+    module = PromptDataModule(str(table), layout="ie_critic_r1", withheld_mos_share=0.25, prompts_per_step=4,
                               mos_ratio=0.5, split_ratios={"train": 0.8, "val": 0.2})
     module.setup()
     train = module.splits["train"]
