@@ -60,7 +60,8 @@ def run_one(configs: Sequence[str], seed: int, run_dir: Path, extra: Sequence[st
     from ie_eval.commands.fit import build_cli
 
     args = [arg for config in configs for arg in ("--config", config)]
-    # A run directory without metrics.json is an unfinished attempt: it is redone from the start.
+    # A run directory without metrics.json is an unfinished attempt, redone from the start: with a base config
+    # that puts checkpoints at a fixed dirpath, the fit would otherwise refuse it.
     args += ["--seed_everything", str(seed), "--trainer.default_root_dir", str(run_dir), "--overwrite", *extra]
     started = time.perf_counter()
     cli = build_cli(args, run=False)
