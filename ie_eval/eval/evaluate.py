@@ -115,7 +115,7 @@ def preference_results(bench: Benchmark, by_id: dict[str, Prediction], dims: Seq
         return out
     out["overall"] = preference_accuracy([(p.mean(axis=1), g.ranks) for g, p in complete], policy)
     for index, dim in enumerate(dims):
-        if all(g.group_id in bench.dim_ranks for g, _ in complete):
+        if all(dim in bench.dim_ranks.get(g.group_id, {}) for g, _ in complete):  # ("overall" has none)
             groups = [(p[:, index], bench.dim_ranks[g.group_id][dim]) for g, p in complete]
             out["per_dim"][dim] = preference_accuracy(groups, policy)
     return out
