@@ -65,8 +65,9 @@ class RewardModule(ScoringStageModule):
             loss = loss + self.adapter_config.adalora_orth_reg_weight * orthogonal
             parts["adalora_orth"] = orthogonal
         size = scores.shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        self.log_dict({f"train/{k}": v for k, v in parts.items() if k != "loss"}, batch_size=size)
+        # sync_dist: under DDP the logged value is the mean over ranks (equal shards), not rank 0's alone.
+        self.log("train/loss", loss, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log_dict({f"train/{k}": v for k, v in parts.items() if k != "loss"}, batch_size=size, sync_dist=True)
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -79,7 +80,7 @@ class RewardModule(ScoringStageModule):
     def evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str, metrics: ScoreCorrelations) -> None:
         scores = self.model(batch)
         parts = self.loss_fn(scores, batch["critique_scores"])
-        self.log(f"{stage}/loss", parts["loss"], batch_size=scores.shape[0])
+        self.log(f"{stage}/loss", parts["loss"], batch_size=scores.shape[0], sync_dist=True)
         metrics.update(scores, batch["critique_scores"])
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ie_eval.losses.correlation import plcc_loss
-from ie_eval.losses.queue import ScoreQueue
+from ie_eval.losses.queue import ScoreQueue, gather_rows
 from ie_eval.losses.ranking import margin_rank_loss
 from ie_eval.losses.regression import huber_loss
 
@@ -38,7 +38,10 @@ class RewardLoss(nn.Module):
 
     In training mode each call scores the batch against the queues, then pushes the batch
     (detached) into them; in eval mode the queues are neither read nor written, so
-    validation losses are batch-local and do not leak into training.
+    validation losses are batch-local and do not leak into training. Under DDP every rank pushes the
+    global batch (`gather_rows`), so the queues match a one-process run's; the batch terms stay
+    rank-local (each rank ranks and correlates its own batch against the queue), so the full loss is
+    not the one-process loss of the global batch.
     """
 
     def __init__(self, config: RewardLossConfig | None = None, num_dims: int = 3) -> None:
@@ -63,6 +66,7 @@ class RewardLoss(nn.Module):
         }
         total = cfg.huber_weight * parts["huber"] + cfg.rank_weight * parts["rank"] + cfg.plcc_weight * parts["plcc"]
         if use_queue:
-            self.rank_queue.push(pred, target)
-            self.plcc_queue.push(pred, target)
+            rows = gather_rows(pred), gather_rows(target)
+            self.rank_queue.push(*rows)
+            self.plcc_queue.push(*rows)
         return {"loss": total, **parts}

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torchmetrics.utilities.distributed import gather_all_tensors
+
+
+def gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """(sum_r B_r, D): the (detached) rows of every DDP rank in rank order, `rows` itself in one process.
+
+    The queues hold the global batch on every rank: pushed rank-locally they would diverge, and DDP's
+    buffer broadcast would replace every rank's queue with rank 0's, dropping the other ranks' rows."""
+    rows = rows.detach()
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return rows
+    return torch.cat(gather_all_tensors(rows.contiguous()))
 
 
 class ScoreQueue(nn.Module):

@@ -67,6 +67,7 @@ class CriticModel(RewardModel):
     """RewardModel's regression path on MOS dims, plus the backbone's LM head for critiques."""
 
     config_name = CRITIC_CONFIG_NAME
+    trains_lm_head = True
 
     def __init__(
         self,

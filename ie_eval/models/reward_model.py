@@ -59,8 +59,19 @@ def inner_model(model: nn.Module) -> nn.Module:
     return model.model
 
 
+def freeze_untied_lm_head(backbone: nn.Module) -> None:
+    """Freeze an LM head not tied to the input embeddings: the scorer reads hidden states, never logits,
+    so the head gets no gradient, and DDP (which waits for every trainable parameter's) would fail."""
+    head, embeddings = backbone.get_output_embeddings(), backbone.get_input_embeddings()
+    if head is not None and head.weight is not embeddings.weight:
+        head.requires_grad_(False)
+
+
 class RewardModel(nn.Module):
     """Scores a collated batch: (B, T) tokens + images -> (B, D) regression scores."""
+
+    # A scorer never reads logits, so its LM head stays frozen; the critic writes text and trains it.
+    trains_lm_head = False
 
     config_name: ClassVar[str] = CONFIG_NAME
     head_class: ClassVar[type[MultiHeadRegressor]] = MultiHeadRegressor
@@ -128,6 +139,8 @@ class RewardModel(nn.Module):
             return
         self.backbone = apply_adapter(self.backbone, config, total_steps)
         self.adapter_config = config
+        if not self.trains_lm_head:
+            freeze_untied_lm_head(self.backbone)
 
     @property
     def is_peft(self) -> bool:

@@ -51,7 +51,8 @@ def test_sweep_lists_existing_overlays_and_three_seeds():
     assert sweep["parameters"]["seed_everything"]["values"] == [0, 1, 2]
 
 
-STAGE_CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob("*/*.yaml") if p.parent.name != "shared")
+NOT_STAGES = {"shared", "strategy"}  # blocks a stage `extends`, overlays put after one (parsed below)
+STAGE_CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").glob("*/*.yaml") if p.parent.name not in NOT_STAGES)
 OVERLAYS_BY_STAGE = {
     "configs/rm/tiny.yaml": [p.name for p in (ROOT / "experiments").glob("rm_*.yaml")] + ["ablate_base.yaml"],
     "configs/sft/tiny.yaml": ["ablate_sft_base.yaml"] + [p.name for p in (ROOT / "experiments").glob("critic_*.yaml")],
@@ -116,3 +117,16 @@ def test_extends_chains_merge_in_order_and_bad_chains_name_the_file(tmp_path):
     (tmp_path / "orphan.yaml").write_text("extends: gone.yaml\n")
     with pytest.raises(ConfigChainError, match=r"gone\.yaml: config file not found \(named by `extends` in .*orphan\.yaml\)"):
         config_chain(tmp_path / "orphan.yaml")
+
+
+STRATEGY_STAGES = {"ddp_cpu.yaml": "configs/rm/tiny.yaml", "ddp.yaml": "configs/rm/qwen3.5-4b.yaml"}
+
+
+@pytest.mark.filterwarnings("ignore:LightningCLI")
+@pytest.mark.parametrize("overlay", sorted(p.name for p in (ROOT / "configs/strategy").glob("*.yaml")))
+def test_every_strategy_overlay_parses_on_a_stage_and_sets_its_values(capsys, overlay):
+    assert overlay in STRATEGY_STAGES, f"configs/strategy/{overlay}: name the stage it is parsed on"
+    printed = resolved(capsys, "--config", str(ROOT / STRATEGY_STAGES[overlay]), "--config", str(ROOT / "configs/strategy" / overlay))
+    for key, value in leaves(yaml.safe_load((ROOT / "configs/strategy" / overlay).read_text())).items():
+        assert leaves(printed)[key] == value, f"{overlay}: {key}"
+    assert printed["trainer"]["use_distributed_sampler"] is False  # the stage's; ie-eval's samplers shard themselves

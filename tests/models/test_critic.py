@@ -98,3 +98,9 @@ def test_export_records_the_critique_format_and_old_exports_read_as_sections(tmp
     assert CriticModel.from_pretrained(tmp_path / "critic").critique_format == "sections"
     with pytest.raises(ValueError, match="critique_format"):
         CriticModel.build("tiny-qwen3-vl", critique_format="json")
+
+
+def test_the_critic_keeps_training_its_lm_head():
+    model = CriticModel.build("tiny-qwen3.5", adapter=AdapterConfig(kind="full"))
+    model.attach_adapter(AdapterConfig(kind="full"))
+    assert model.backbone.get_output_embeddings().weight.requires_grad  # CE trains it (unlike RE-Reward's)

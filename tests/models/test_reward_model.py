@@ -70,3 +70,16 @@ def test_qlora_on_cpu_is_a_clear_error():
 def test_from_pretrained_on_a_wrong_dir_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         RewardModel.from_pretrained(tmp_path)
+
+
+def test_full_fine_tuning_freezes_the_untied_lm_head_the_scorer_never_reads():
+    """No gradient reaches the LM head; trainable, it would stop DDP (a parameter without a gradient)."""
+    model = RewardModel.build("tiny-qwen3.5", head=HeadConfig(hidden_size=16))
+    model.attach_adapter(AdapterConfig(kind="full"))
+    assert not model.backbone.get_output_embeddings().weight.requires_grad
+    assert model.backbone.get_input_embeddings().weight.requires_grad
+    assert all(p.requires_grad for p in model.head.parameters())
+    tied = RewardModel.build("tiny-qwen3.5", head=HeadConfig(hidden_size=16))
+    tied.backbone.get_output_embeddings().weight = tied.backbone.get_input_embeddings().weight
+    tied.attach_adapter(AdapterConfig(kind="full"))
+    assert tied.backbone.get_input_embeddings().weight.requires_grad  # tied: it is the embeddings, trained

@@ -1,0 +1,123 @@
+"""RE-Reward fit under real DDP (two CPU processes on gloo, configs/strategy/ddp_cpu.yaml) against one
+process on the same global batch: 2 ranks x 4 samples vs 1 rank x 8.
+
+On the Huber-only loss (per-sample, averaged: DDP's gradient mean over equal shards is the one-process
+gradient) the two runs end with the same weights. The full loss is not decomposable over ranks: its
+ranking and PLCC terms pair each rank's own batch with a FIFO queue (which every rank fills with the
+global batch), so the full-loss DDP run is checked for its queues and for ranks in step, not for the
+one-process weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("ddp_reward_fit.py")
+DECOMPOSABLE = ["--model.init_args.loss.rank_weight", "0", "--model.init_args.loss.plcc_weight", "0"]
+STEPS = 3
+WEIGHT_ATOL = 1e-4  # float reduction order (gloo all-reduce vs one batch) through 3 AdamW steps
+
+
+def fit(out: Path, manifest: Path, processes: int, *extra: str) -> list[dict]:
+    """Run the tiny RE-Reward fit on `processes` ranks (global batch 8); each rank's record and weights."""
+    out.mkdir()
+    per_rank = str(8 // processes)
+    args = ["--config", str(ROOT / "configs/rm/tiny.yaml")]
+    if processes > 1:
+        args += ["--config", str(ROOT / "configs/strategy/ddp_cpu.yaml"), "--trainer.devices", str(processes)]
+    args += [
+        "--data.init_args.manifest", str(manifest), "--trainer.default_root_dir", str(out / "run"),
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(out / "run"),
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", str(STEPS),
+        "--data.init_args.batch_size", per_rank, "--data.init_args.eval_batch_size", per_rank,
+        "--model.init_args.head.dropout", "0",  # per-rank dropout masks cannot match one process's
+        *extra,
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(SCRIPT.parent))
+    done = subprocess.run([sys.executable, str(SCRIPT), str(out), *args], capture_output=True, text=True,
+                          timeout=240, env=env, cwd=out)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    records = []
+    for rank in range(processes):
+        record = json.loads((out / f"rank{rank}.json").read_text())
+        record["weights"] = torch.load(out / f"rank{rank}.pt", map_location="cpu", weights_only=True)
+        records.append(record)
+    return records
+
+
+def parameters(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model's weights, without the loss queues (buffers of per-rank length)."""
+    return {k: v for k, v in weights.items() if not k.startswith("loss_fn.")}
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    a, b = parameters(a), parameters(b)
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+@pytest.fixture(scope="module")
+def huber_runs(synth_manifest, tmp_path_factory) -> tuple[list[dict], list[dict]]:
+    root = tmp_path_factory.mktemp("ddp-reward")
+    return fit(root / "one", synth_manifest, 1, *DECOMPOSABLE), fit(root / "two", synth_manifest, 2, *DECOMPOSABLE)
+
+
+def test_two_ranks_train_on_disjoint_equal_shards_that_make_up_the_one_process_batches(huber_runs):
+    (one,), (rank0, rank1) = huber_runs
+    assert rank0["world_size"] == rank1["world_size"] == 2 and one["world_size"] == 1
+    assert len(rank0["train_ids"]) == len(rank1["train_ids"]) == len(one["train_ids"]) == STEPS
+    for whole, first, second in zip(one["train_ids"], rank0["train_ids"], rank1["train_ids"], strict=True):
+        assert len(first) == len(second) == 4
+        assert not set(first) & set(second)
+        assert sorted(first + second) == sorted(whole)
+
+
+def test_two_ranks_validate_on_disjoint_halves_of_the_whole_val_split(huber_runs):
+    (one,), (rank0, rank1) = huber_runs
+    val0, val1 = sum(rank0["val_ids"], []), sum(rank1["val_ids"], [])
+    assert len(val0) == len(val1) and not set(val0) & set(val1)
+    assert sorted(val0 + val1) == sorted(sum(one["val_ids"], []))
+
+
+def test_a_decomposable_loss_ends_two_ranks_on_the_one_process_weights(huber_runs):
+    (one,), (rank0, rank1) = huber_runs
+    assert rank0["global_step"] == rank1["global_step"] == one["global_step"] == STEPS
+    assert max_difference(rank0["weights"], rank1["weights"]) == 0.0  # DDP keeps the replicas identical
+    assert max_difference(one["weights"], rank0["weights"]) < WEIGHT_ATOL
+    assert one["moved"] > 10 * WEIGHT_ATOL  # the weights trained: matching is not both runs standing still
+
+
+def test_logged_metrics_are_reduced_over_ranks(huber_runs):
+    (one,), (rank0, rank1) = huber_runs
+    for rank in (rank0, rank1):  # every rank logs the reduced value, equal to the one process's
+        metrics = rank["metrics"]
+        assert metrics["val/mean_srcc"] == pytest.approx(one["metrics"]["val/mean_srcc"], abs=1e-4)
+        assert metrics["val/loss"] == pytest.approx(one["metrics"]["val/loss"], abs=1e-5)
+        assert metrics["train/loss"] == pytest.approx(one["metrics"]["train/loss"], abs=1e-5)
+        assert metrics["train/huber"] == pytest.approx(one["metrics"]["train/huber"], abs=1e-5)
+
+
+def rows(queue: torch.Tensor) -> list[tuple[float, ...]]:
+    return sorted(tuple(row) for row in queue.tolist())
+
+
+def test_the_full_loss_keeps_ranks_in_step_with_the_one_process_queue(synth_manifest, tmp_path):
+    """Each rank queues the global batch: both ranks hold the one-process run's queued targets (a queue
+    pushed rank-locally would be replaced by rank 0's in DDP's buffer broadcast, losing rank 1's rows)."""
+    (one,), (rank0, rank1) = fit(tmp_path / "one", synth_manifest, 1), fit(tmp_path / "two", synth_manifest, 2)
+    assert rank0["global_step"] == rank1["global_step"] == STEPS
+    assert max_difference(rank0["weights"], rank1["weights"]) == 0.0
+    assert rank0["metrics"]["train/loss"] == rank1["metrics"]["train/loss"]
+    for name in ("rank_queue", "plcc_queue"):
+        queued = one["weights"][f"loss_fn.{name}.target"]
+        assert queued.shape == (STEPS * 8, 3)
+        for rank in (rank0, rank1):
+            assert rows(rank["weights"][f"loss_fn.{name}.target"]) == rows(queued)
