@@ -12,6 +12,7 @@ trains on missing rewards.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -349,11 +350,9 @@ class GRPOModule(L.LightningModule):
         for name, component in rewards.components.items():
             self.log(f"{stage}/reward_{name}_mean", torch.as_tensor(component.mean), batch_size=size, sync_dist=True)
         self.log(f"{stage}/response_length", rollouts.lengths.float().mean(), batch_size=size, sync_dist=True)
-        nan = float("nan")
-        parsed = torch.tensor([list(s.parsed_scores) if s.parsed_scores is not None else [nan] * 3
+        parsed = torch.tensor([list(s.parsed_scores) if s.parsed_scores is not None else [math.nan] * 3
                                for s in rewards.samples], dtype=torch.float32, device=self.device)
-        overall = torch.tensor([nan if s.parsed.overall is None else s.parsed.overall for s in rewards.samples],
-                               dtype=torch.float32, device=self.device)
+        overall = self.nan_filled([s.parsed.overall for s in rewards.samples])
         self.log(f"{stage}/format_rate", (~overall.isnan()).float().mean(), batch_size=size, sync_dist=True)
         with torch.no_grad():
             head_scores = self.model(prompts).float()
@@ -362,8 +361,7 @@ class GRPOModule(L.LightningModule):
         if any(comparison_tag(r) for r in records):  # which of two edits the critiques prefer (GCPO)
             self.val_pairs_text.update(comparison_credits(records, per_prompt_overall))
             self.val_pairs_head.update(comparison_credits(records, head_scores.mean(dim=1)))
-        truth = torch.tensor([nan if overall_mos(r) is None else overall_mos(r) for r in records],
-                             dtype=torch.float32, device=self.device)  # three MOS' mean, or the one MOS
+        truth = self.nan_filled([overall_mos(r) for r in records])  # three MOS' mean, or the one MOS
         keep = ~truth.isnan() & ~per_prompt_overall.isnan()
         if keep.any():
             self.val_text_overall.update(per_prompt_overall[keep, None], truth[keep, None])
@@ -374,6 +372,9 @@ class GRPOModule(L.LightningModule):
             keep = has_mos & ~per_prompt.isnan().any(dim=1)
             if keep.any():
                 text.update(per_prompt[keep], mos[keep])
+
+    def nan_filled(self, values: list[float | None]) -> torch.Tensor:
+        return torch.tensor([math.nan if v is None else v for v in values], dtype=torch.float32, device=self.device)
 
     def log_correlations(self, stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
         metrics = (("head", head), ("text", text), ("text_", self.val_text_overall), ("", self.val_factuality),
