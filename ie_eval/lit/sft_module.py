@@ -115,10 +115,12 @@ class SFTModule(ScoringStageModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         parts, outputs = self._losses(batch, self.active_losses())
         size = outputs.scores.shape[0]
-        self.log("train/loss", parts["loss"], prog_bar=True, batch_size=size)
-        self.log("train/ce", parts["ce"], on_step=True, on_epoch=True, batch_size=size)
-        self.log("train/huber", parts["huber"], on_step=True, on_epoch=True, batch_size=size)
-        self.log("train/ce_tokens", float(outputs.token_targets.numel()), on_step=True, on_epoch=False, batch_size=size)
+        # sync_dist: under DDP the logged value is the mean over ranks (equal shards), not rank 0's alone.
+        self.log("train/loss", parts["loss"], prog_bar=True, batch_size=size, sync_dist=True)
+        self.log("train/ce", parts["ce"], on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
+        self.log("train/huber", parts["huber"], on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
+        self.log("train/ce_tokens", float(outputs.token_targets.numel()), on_step=True, on_epoch=False,
+                 batch_size=size, sync_dist=True, reduce_fx="sum")
         # Which rows the CE saw: observable by callbacks (the phase-switch test checks it).
         return {"loss": parts["loss"], "ce_rows": outputs.token_rows.unique()}
 
@@ -134,9 +136,9 @@ class SFTModule(ScoringStageModule):
     def evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str, metrics: CritiqueMetrics) -> None:
         parts, outputs = self._losses(batch, LOSS_TERMS)
         size = outputs.scores.shape[0]
-        self.log(f"{stage}/loss", parts["loss"], batch_size=size)
-        self.log(f"{stage}/ce", parts["ce"], batch_size=size)
-        self.log(f"{stage}/huber", parts["huber"], batch_size=size)
+        self.log(f"{stage}/loss", parts["loss"], batch_size=size, sync_dist=True)
+        self.log(f"{stage}/ce", parts["ce"], batch_size=size, sync_dist=True)
+        self.log(f"{stage}/huber", parts["huber"], batch_size=size, sync_dist=True)
         metrics.update_scores(outputs.scores, batch["mos"], batch["mos_mask"])
         if self._should_generate(stage, batch_idx):
             result = self.model.critique(batch["generation"], self.generation_config.max_new_tokens)

@@ -73,12 +73,14 @@ def sft_loss(
     """{"loss", "ce", "huber"}: loss = ce_weight * ce + huber_weight * huber over the `active` terms.
 
     scores, mos: (B, 3), mos NaN where missing; mos_mask: (B,) rows with MOS. Inactive terms are
-    still reported (detached) so a phase's logs stay comparable.
+    still reported (detached) so a phase's logs stay comparable; their head still gets a (zero) gradient.
     """
     check_loss_terms(active)
     ce = critique_ce(token_logits, token_targets)
     huber = huber_loss(scores, torch.nan_to_num(mos), delta=config.huber_delta, row_mask=mos_mask.bool())
-    loss = scores.sum() * 0.0
+    # Both heads join with weight 0 whatever is active: every trainable parameter (the untied LM head in a
+    # Huber-only phase, the MLP head in a CE-only one) gets a gradient, which DDP needs on every rank.
+    loss = scores.sum() * 0.0 + token_logits.sum() * 0.0
     if "ce" in active:
         loss = loss + config.ce_weight * ce
     if "huber" in active:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torchmetrics import Metric
-from torchmetrics.text import ROUGEScore
+from torchmetrics.functional.text import rouge_score
 
 from ie_eval.data.critique_format import ParsedCritique
 from ie_eval.data.records import MOS_DIMS
@@ -33,6 +34,30 @@ class FormatRate(Metric):
         return self.parsed / self.total if self.total > 0 else torch.tensor(float("nan"), dtype=torch.float64)
 
 
+class Rouge1(Metric):
+    """Mean ROUGE-1 F over (critique, reference) pairs, as torchmetrics' ROUGEScore computes it.
+
+    Held as a sum and a count: ROUGEScore keeps one tensor per pair in a list state, which DDP
+    gathers one all_gather per element, so ranks with different pair counts would hang.
+    """
+
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("fmeasure", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("pairs", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, texts: Sequence[str], references: Sequence[str]) -> None:
+        # rouge1 needs no nltk (only rougeLsum splits sentences with it).
+        for text, reference in zip(texts, references, strict=True):
+            self.fmeasure = self.fmeasure + float(rouge_score(text, reference, rouge_keys="rouge1")["rouge1_fmeasure"])
+            self.pairs = self.pairs + 1.0
+
+    def compute(self) -> torch.Tensor:
+        return self.fmeasure / self.pairs if self.pairs > 0 else torch.tensor(float("nan"), dtype=torch.float64)
+
+
 class CritiqueMetrics(nn.Module):
     """Everything the critic is judged on, per epoch or per run.
 
@@ -50,9 +75,26 @@ class CritiqueMetrics(nn.Module):
         self.text = ScoreCorrelations(dims)
         self.text_overall = ScoreCorrelations(("overall",))
         self.format = FormatRate()
-        # rouge1 needs no nltk (only rougeLsum splits sentences with it).
-        self.rouge = ROUGEScore(rouge_keys="rouge1")
+        self.rouge = Rouge1()
         self.factuality = Factuality()
+
+    def metrics(self) -> dict[str, Metric]:
+        return {"head": self.head, "text": self.text, "text_overall": self.text_overall, "format": self.format,
+                "rouge": self.rouge, "factuality": self.factuality}
+
+    def updated_anywhere(self) -> dict[str, bool]:
+        """Which metrics saw an update on any rank. Under DDP every rank must compute (and so gather) the
+        same metrics, though a rank's batches may have had no parsed critique, reference or facts."""
+        metrics = self.metrics()
+        counts = torch.tensor([float(m.update_count) for m in metrics.values()], device=self.format.device)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(counts)
+            for name in ("head", "text", "text_overall"):  # an empty (0, D) rows tensor to gather
+                metric = metrics[name]
+                if counts[list(metrics).index(name)] > 0 and not metric.update_count:
+                    empty = torch.zeros(0, len(metric.dim_names), dtype=torch.float64, device=counts.device)
+                    metric.update(empty, empty)
+        return {name: bool(count > 0) for name, count in zip(metrics, counts, strict=True)}
 
     def update_scores(self, scores: torch.Tensor, mos: torch.Tensor, mos_mask: torch.Tensor) -> None:
         """Regression-head scores (B, D) vs MOS, rows with MOS only."""
@@ -88,22 +130,24 @@ class CritiqueMetrics(nn.Module):
             self.factuality.update(texts, facts)
 
     def compute(self) -> dict[str, torch.Tensor]:
+        updated = self.updated_anywhere()
         out: dict[str, torch.Tensor] = {}
-        if self.head.update_count:
+        if updated["head"]:
             out |= self.head.compute()
-        if self.format.update_count:
+        if updated["format"]:
             out["format_rate"] = self.format.compute()
-            out["generated"] = self.format.total.clone()
-            if self.text.update_count:
+            with self.format.sync_context():  # the count over all ranks, not this rank's
+                out["generated"] = self.format.total.clone()
+            if updated["text"]:
                 out |= {f"text_{k}": v for k, v in self.text.compute().items()}
-            if self.text_overall.update_count:
+            if updated["text_overall"]:
                 out |= {f"text_{k}": v for k, v in self.text_overall.compute().items() if k.startswith("overall_")}
-        if self.rouge.update_count:
-            out["rouge1"] = self.rouge.compute()["rouge1_fmeasure"]
-        if self.factuality.update_count:
+        if updated["rouge"]:
+            out["rouge1"] = self.rouge.compute()
+        if updated["factuality"]:
             out |= self.factuality.compute()
         return out
 
     def reset(self) -> None:
-        for metric in (self.head, self.text, self.text_overall, self.format, self.rouge, self.factuality):
+        for metric in self.metrics().values():
             metric.reset()

@@ -10,17 +10,12 @@ one-process weights.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from ddp_helpers import ddp_fit, max_difference
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = Path(__file__).with_name("ddp_reward_fit.py")
 DECOMPOSABLE = ["--model.init_args.loss.rank_weight", "0", "--model.init_args.loss.plcc_weight", "0"]
 STEPS = 3
 WEIGHT_ATOL = 1e-4  # float reduction order (gloo all-reduce vs one batch) through 3 AdamW steps
@@ -28,40 +23,15 @@ WEIGHT_ATOL = 1e-4  # float reduction order (gloo all-reduce vs one batch) throu
 
 def fit(out: Path, manifest: Path, processes: int, *extra: str) -> list[dict]:
     """Run the tiny RE-Reward fit on `processes` ranks (global batch 8); each rank's record and weights."""
-    out.mkdir()
     per_rank = str(8 // processes)
-    args = ["--config", str(ROOT / "configs/rm/tiny.yaml")]
-    if processes > 1:
-        args += ["--config", str(ROOT / "configs/strategy/ddp_cpu.yaml"), "--trainer.devices", str(processes)]
-    args += [
-        "--data.init_args.manifest", str(manifest), "--trainer.default_root_dir", str(out / "run"),
-        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(out / "run"),
+    return ddp_fit(
+        out, "configs/rm/tiny.yaml", processes,
+        "--data.init_args.manifest", str(manifest),
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", str(STEPS),
         "--data.init_args.batch_size", per_rank, "--data.init_args.eval_batch_size", per_rank,
         "--model.init_args.head.dropout", "0",  # per-rank dropout masks cannot match one process's
         *extra,
-    ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(SCRIPT.parent))
-    done = subprocess.run([sys.executable, str(SCRIPT), str(out), *args], capture_output=True, text=True,
-                          timeout=240, env=env, cwd=out)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    records = []
-    for rank in range(processes):
-        record = json.loads((out / f"rank{rank}.json").read_text())
-        record["weights"] = torch.load(out / f"rank{rank}.pt", map_location="cpu", weights_only=True)
-        records.append(record)
-    return records
-
-
-def parameters(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model's weights, without the loss queues (buffers of per-rank length)."""
-    return {k: v for k, v in weights.items() if not k.startswith("loss_fn.")}
-
-
-def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    a, b = parameters(a), parameters(b)
-    assert a.keys() == b.keys()
-    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,45 @@
+"""Running a stage's `ie-eval fit` on several CPU processes (gloo DDP) and reading back what each rank saw."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).with_name("ddp_fit.py")
+
+
+def ddp_fit(out: Path, config: str, processes: int, *fit_args: str, timeout: int = 240) -> list[dict]:
+    """Fit `config` (repo-relative) on `processes` ranks (DDP over gloo when > 1); each rank's record and weights."""
+    out.mkdir()
+    args = ["--config", str(ROOT / config)]
+    if processes > 1:
+        args += ["--config", str(ROOT / "configs/strategy/ddp_cpu.yaml"), "--trainer.devices", str(processes)]
+    args += [
+        "--trainer.default_root_dir", str(out / "run"),
+        "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(out / "run"),
+        *fit_args,
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(SCRIPT.parent))
+    done = subprocess.run([sys.executable, str(SCRIPT), str(out), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=out)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    records = []
+    for rank in range(processes):
+        record = json.loads((out / f"rank{rank}.json").read_text())
+        record["weights"] = torch.load(out / f"rank{rank}.pt", map_location="cpu", weights_only=True)
+        records.append(record)
+    return records
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], skip: str = "loss_fn.") -> float:
+    """Largest absolute difference between two state dicts' entries, those named from `skip` left out."""
+    a = {k: v for k, v in a.items() if not k.startswith(skip)}
+    b = {k: v for k, v in b.items() if not k.startswith(skip)}
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
