@@ -43,3 +43,17 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], skip:
     b = {k: v for k, v in b.items() if not k.startswith(skip)}
     assert a.keys() == b.keys()
     return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+def assert_disjoint_shards(one: dict, rank0: dict, rank1: dict, steps: int, per_rank: int) -> None:
+    """Each train step's two rank batches are disjoint, `per_rank` each, and together the one-process batch;
+    the two validation shards are disjoint, of equal length, and together the whole one-process val set."""
+    assert rank0["world_size"] == rank1["world_size"] == 2 and one["world_size"] == 1
+    assert len(rank0["train_ids"]) == len(rank1["train_ids"]) == len(one["train_ids"]) == steps
+    for whole, first, second in zip(one["train_ids"], rank0["train_ids"], rank1["train_ids"], strict=True):
+        assert len(first) == len(second) == per_rank
+        assert not set(first) & set(second)
+        assert sorted(first + second) == sorted(whole)
+    val0, val1 = sum(rank0["val_ids"], []), sum(rank1["val_ids"], [])
+    assert len(val0) == len(val1) > 0 and not set(val0) & set(val1)
+    assert sorted(val0 + val1) == sorted(sum(one["val_ids"], []))

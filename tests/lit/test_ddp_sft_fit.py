@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ddp_helpers import ddp_fit, max_difference
+from ddp_helpers import assert_disjoint_shards, ddp_fit, max_difference
 
 STEPS = 3
 WEIGHT_ATOL = 1e-4  # float reduction order (gloo all-reduce vs one batch) through 3 AdamW steps
@@ -41,17 +41,9 @@ def huber_runs(synth_manifest, tmp_path_factory) -> tuple[list[dict], list[dict]
     return fit(root / "one", synth_manifest, 1, *HUBER_ONLY), fit(root / "two", synth_manifest, 2, *HUBER_ONLY)
 
 
-def test_two_ranks_train_on_disjoint_equal_shards_that_make_up_the_one_process_batches(huber_runs):
+def test_two_ranks_train_and_validate_on_disjoint_equal_shards_of_the_one_process_batches(huber_runs):
     (one,), (rank0, rank1) = huber_runs
-    assert rank0["world_size"] == rank1["world_size"] == 2 and one["world_size"] == 1
-    assert len(rank0["train_ids"]) == len(rank1["train_ids"]) == len(one["train_ids"]) == STEPS
-    for whole, first, second in zip(one["train_ids"], rank0["train_ids"], rank1["train_ids"], strict=True):
-        assert len(first) == len(second) == 4
-        assert not set(first) & set(second)
-        assert sorted(first + second) == sorted(whole)
-    val0, val1 = sum(rank0["val_ids"], []), sum(rank1["val_ids"], [])
-    assert len(val0) == len(val1) > 0 and not set(val0) & set(val1)
-    assert sorted(val0 + val1) == sorted(sum(one["val_ids"], []))
+    assert_disjoint_shards(one, rank0, rank1, STEPS, per_rank=4)
 
 
 def test_a_per_sample_loss_ends_two_ranks_on_the_one_process_weights(huber_runs):
