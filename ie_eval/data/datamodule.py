@@ -18,6 +18,7 @@ from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.normalize import normalize_records
 from ie_eval.data.readers import read_manifests
 from ie_eval.data.records import EditRecord
+from ie_eval.data.resumable import ResumableLoader
 from ie_eval.data.sampler import StratifiedEditSampler
 from ie_eval.data.splits import split_records
 
@@ -145,7 +146,7 @@ class EditDataModule(L.LightningDataModule):
             shuffle=train,
             seed=self.hparams.seed,
         )
-        return DataLoader(
+        loader = ResumableLoader(
             RecordDataset(records),
             batch_size=self.hparams.batch_size if train else (self.hparams.eval_batch_size or self.hparams.batch_size),
             sampler=sampler,
@@ -153,6 +154,8 @@ class EditDataModule(L.LightningDataModule):
             num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
         )
+        loader.trainer = self.trainer if train else None
+        return loader
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

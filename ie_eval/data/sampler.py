@@ -166,6 +166,7 @@ class StratifiedEditSampler(Sampler[int]):
         self._pair_orders, self._sample_orders = self._group_permutations()
         self.epoch = 0
         self._cache: tuple[int, list[int]] | None = None
+        self._skip = 0
 
     def _group_permutations(self) -> tuple[list[list[int]], list[list[list[int]]]]:
         """Per-source pair orders and per-pair sample orders; identity when not shuffling."""
@@ -208,8 +209,13 @@ class StratifiedEditSampler(Sampler[int]):
         self._cache = (epoch, indices)
         return indices
 
+    def skip_next(self, count: int) -> None:
+        """The next `__iter__` starts after this rank's first `count` indices (a mid-epoch resume)."""
+        self._skip = int(count)
+
     def __iter__(self) -> Iterator[int]:
-        return iter(shard(self.epoch_indices(), self.num_replicas, self.rank, self.drop_last))
+        skip, self._skip = self._skip, 0
+        return iter(shard(self.epoch_indices(), self.num_replicas, self.rank, self.drop_last)[skip:])
 
     def __len__(self) -> int:
         """This rank's exact number of indices for the current epoch."""

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from ie_eval.data.pairwise import COMPARISON_KEY, ROLE_KEY, PreferenceDataModule, PreferencePair
 from ie_eval.data.records import EditRecord
+from ie_eval.data.resumable import ResumableLoader
 from ie_eval.data.splits import DEFAULT_SALT
 from ie_eval.rl.prompt_data import PromptMixSampler, check_self_sharding, held_out_loader
 
@@ -68,7 +69,9 @@ class ComparisonPromptDataModule(PreferenceDataModule):
         pairs = self.splits["train"]
         check_self_sharding(self.trainer, "GCPO comparisons", "configs/gcpo/*.yaml")
         sampler = PromptMixSampler(range(len(pairs)), [], self.hparams.pairs_per_step, 1.0, self.hparams.seed)
-        return DataLoader(pairs, batch_sampler=sampler, collate_fn=flatten)
+        loader = ResumableLoader(pairs, batch_sampler=sampler, collate_fn=flatten)
+        loader.trainer = self.trainer
+        return loader
 
     def held_out_loader(self, split: str) -> DataLoader:
         cap = {"val": self.hparams.val_pairs, "test": self.hparams.test_pairs}.get(split)

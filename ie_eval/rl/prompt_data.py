@@ -23,6 +23,7 @@ from ie_eval.data.adapters import load_dataset
 from ie_eval.data.datamodule import RecordDataset
 from ie_eval.data.readers import ManifestReadResult, read_manifests
 from ie_eval.data.records import EditRecord, overall_mos, without_mos
+from ie_eval.data.resumable import ResumableLoader
 from ie_eval.data.sampler import distributed_replicas
 from ie_eval.data.splits import split_records, unit_hash
 
@@ -83,7 +84,7 @@ class PromptMixSampler(Sampler[list[int]]):
         self.labeled, self.pure = list(labeled), list(pure)
         self.counts = mix_counts(prompts_per_step, mos_ratio, bool(self.labeled), bool(self.pure))
         self.num_replicas, self.rank = distributed_replicas(num_replicas, rank)
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self._skip = seed, 0, 0
 
     def __len__(self) -> int:
         shares = (n * self.num_replicas for n in self.counts)
@@ -92,18 +93,23 @@ class PromptMixSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def skip_next(self, batches: int) -> None:
+        """The next `__iter__` starts after this rank's first `batches` batches (a mid-epoch resume)."""
+        self._skip = int(batches)
+
     def _stream(self, pool: list[int], generator: torch.Generator) -> Iterator[int]:
         while True:
             for i in torch.randperm(len(pool), generator=generator).tolist():
                 yield pool[i]
 
     def __iter__(self) -> Iterator[list[int]]:
+        skip, self._skip = self._skip, 0
         generator = torch.Generator().manual_seed(self.seed + 1000 * self.epoch)
         streams = [self._stream(pool, generator) if pool else iter(()) for pool in (self.labeled, self.pure)]
-        for _ in range(len(self)):
-            for turn in range(self.num_replicas):
+        for step in range(len(self)):
+            for turn in range(self.num_replicas):  # skipped batches are still drawn: the streams stay in step
                 batch = [next(stream) for stream, n in zip(streams, self.counts, strict=True) for _ in range(n)]
-                if turn == self.rank:
+                if turn == self.rank and step >= skip:
                     yield batch
         self.epoch += 1
 
@@ -203,7 +209,9 @@ class PromptDataModule(L.LightningDataModule):
         check_self_sharding(self.trainer, "GRPO prompts", "configs/grpo/*.yaml")
         self.sampler = PromptMixSampler(labeled, pure, self.hparams.prompts_per_step, self.hparams.mos_ratio,
                                         self.hparams.seed)
-        return DataLoader(RecordDataset(train), batch_sampler=self.sampler, collate_fn=as_list)
+        loader = ResumableLoader(RecordDataset(train), batch_sampler=self.sampler, collate_fn=as_list)
+        loader.trainer = self.trainer
+        return loader
 
     def _held_out(self, split: str, cap: int | None) -> DataLoader:
         records = self.splits.get(split, [])
