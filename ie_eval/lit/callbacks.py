@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ie_eval.lit.loggers import artifact_name, log_files_artifact, wandb_runs
+from ie_eval.lit.strategies import gather_full_state, shards_parameters, unsharded_copy
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,29 @@ class ExportPretrained(L.Callback):
         return Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "export")
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        target = self.target(trainer)
         monitor = next(
             (c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint) and c.monitor and c.best_model_path),
             None,
         )
         best = monitor.best_model_path if monitor is not None else ""
+        if shards_parameters(trainer.strategy):
+            # Each rank holds a slice of the weights: export from a whole copy on rank 0, built from the best
+            # checkpoint (Lightning writes it whole: fsdp.yaml sets save_distributed_checkpoint false) or, without
+            # one, from the shards gathered by every rank.
+            state = load_state_dict_safely(best) if best else gather_full_state(pl_module, trainer.strategy)
+            if trainer.is_global_zero:
+                self.export(trainer, unsharded_copy(pl_module, state), monitor, best, load_best=False)
+            return
+        if trainer.is_global_zero:
+            self.export(trainer, pl_module, monitor, best)
+
+    def export(self, trainer: L.Trainer, pl_module: L.LightningModule, monitor: ModelCheckpoint | None, best: str,
+               load_best: bool = True) -> None:
+        """Write `pl_module`'s export and log it to W&B. With `load_best`, the `best` checkpoint's weights
+        are loaded in for it and the module's own put back after (else it holds what to export already)."""
+        target = self.target(trainer)
         final_state = None
-        if best:
+        if best and load_best:
             final_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             pl_module.load_state_dict(load_state_dict_safely(best))
         # A module may export differently from its model (GRPO merges its adapter first).

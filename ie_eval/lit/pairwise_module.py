@@ -11,6 +11,7 @@ import torch
 
 from ie_eval.data.records import MOS_DIMS
 from ie_eval.lit.common import ScoringStageModule, as_config
+from ie_eval.lit.strategies import shard_for_strategy
 from ie_eval.losses.pairwise import PairwiseLossConfig, pairwise_loss
 from ie_eval.metrics.pairwise import PairwiseMetrics
 from ie_eval.models.pairwise_model import PairwiseRewardModel
@@ -44,6 +45,7 @@ class PairwiseRewardModule(ScoringStageModule):
 
     def configure_model(self) -> None:
         self.model.attach_adapter(self.adapter_config)
+        shard_for_strategy(self, self.model, forward_methods=("fused",))  # scored through `fused`, not `forward`
 
     def pair_scores(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """(P, 2) fused mu and log sigma of each pair's [first, second] edit (the batch holds all firsts first)."""

@@ -10,9 +10,14 @@ import torch
 from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import CRITIQUE_DIMS
 from ie_eval.lit.common import ScoringStageModule, as_config
+from ie_eval.lit.strategies import shard_for_strategy
 from ie_eval.losses.composite import RewardLoss, RewardLossConfig
 from ie_eval.metrics.correlation import ScoreCorrelations
-from ie_eval.models.adapters import adalora_orthogonal_penalty
+from ie_eval.models.adapters import (
+    adalora_allocator_state,
+    adalora_orthogonal_penalty,
+    load_adalora_allocator_state,
+)
 from ie_eval.models.reward_model import DEFAULT_REWARD_WEIGHTS, RewardModel
 
 
@@ -40,7 +45,6 @@ class RewardModule(ScoringStageModule):
         self.loss_fn = RewardLoss(self.loss_config, num_dims=len(CRITIQUE_DIMS))
         self.val_metrics = ScoreCorrelations(CRITIQUE_DIMS)
         self.test_metrics = ScoreCorrelations(CRITIQUE_DIMS)
-        self._allocated_step = -1
 
     def configure_model(self) -> None:
         """Attach adapters once the run length is known (AdaLoRA schedules its rank budget on it)."""
@@ -52,6 +56,7 @@ class RewardModule(ScoringStageModule):
             minimum = self.adapter_config.adalora_tinit + self.adapter_config.adalora_tfinal + 2
             total_steps = max(int(self.trainer.estimated_stepping_batches), minimum) if fitting else minimum
         self.model.attach_adapter(self.adapter_config, total_steps)
+        shard_for_strategy(self, self.model)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.model(batch)
@@ -70,12 +75,22 @@ class RewardModule(ScoringStageModule):
         self.log_dict({f"train/{k}": v for k, v in parts.items() if k != "loss"}, batch_size=size, sync_dist=True)
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # AdaLoRA prunes ranks from gradient sensitivity: once per optimizer step, grads still present.
-        step = self.trainer.global_step
-        if self.adapter_config.kind == "adalora" and self.model.is_peft and step != self._allocated_step:
-            self.model.backbone.base_model.update_and_allocate(step)
-            self._allocated_step = step
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        # AdaLoRA prunes ranks from gradient sensitivity: after each optimizer step, while the gradients are
+        # still there. Here rather than in on_train_batch_end, which runs after the checkpoint callbacks: a
+        # checkpoint of this step then already holds the allocator state this step produced.
+        super().optimizer_step(*args, **kwargs)
+        if self.adapter_config.kind == "adalora" and self.model.is_peft:
+            self.model.backbone.base_model.update_and_allocate(self.trainer.global_step + 1)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        allocator = adalora_allocator_state(self.model.backbone) if self.model.is_peft else None
+        if allocator is not None:
+            checkpoint["adalora_allocator"] = allocator
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "adalora_allocator" in checkpoint and self.model.is_peft:
+            load_adalora_allocator_state(self.model.backbone, checkpoint["adalora_allocator"])
 
     def evaluate(self, batch: dict[str, Any], batch_idx: int, stage: str, metrics: ScoreCorrelations) -> None:
         scores = self.model(batch)

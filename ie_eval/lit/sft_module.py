@@ -17,6 +17,7 @@ import torch
 
 from ie_eval.data.records import MOS_DIMS
 from ie_eval.lit.common import ScoringStageModule, as_config
+from ie_eval.lit.strategies import shard_for_strategy
 from ie_eval.losses.sft import LOSS_TERMS, SFTLossConfig, sft_loss
 from ie_eval.metrics.critique import CritiqueMetrics
 from ie_eval.models.critic import CriticModel
@@ -86,6 +87,8 @@ class SFTModule(ScoringStageModule):
 
     def configure_model(self) -> None:
         self.model.attach_adapter(self.adapter_config)
+        # The module trains through `sft_forward` and generates through `generate_texts`, not `forward`.
+        shard_for_strategy(self, self.model, forward_methods=("sft_forward", "generate_texts"))
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Score-only mode: (B, 3) head scores."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -90,6 +92,15 @@ def quantization_config(config: AdapterConfig):
     )
 
 
+def qlora_device_map(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
+    """`from_pretrained(device_map=...)` for a 4-bit backbone: the whole model on this rank's GPU.
+
+    bitsandbytes quantizes while loading, onto the device it is loaded to; left to itself (or with
+    device_map "auto") every rank would fill cuda:0. LOCAL_RANK is set by the launcher (Lightning, torchrun).
+    """
+    return {"": int(environ.get("LOCAL_RANK", "0"))}
+
+
 def apply_adapter(model: nn.Module, config: AdapterConfig, total_steps: int | None = None) -> nn.Module:
     """Wrap `model` per config. Returns a PeftModel for adalora/lora/qlora, else `model` itself.
 
@@ -146,3 +157,28 @@ def trainable_parameter_count(model: nn.Module) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, total
+
+
+ALLOCATOR_FIELDS: tuple[str, ...] = ("ipt", "exp_avg_ipt", "exp_avg_unc")
+
+
+def adalora_allocator_state(model: nn.Module) -> dict | None:
+    """AdaLoRA's rank allocator state (sensitivity moving averages, rank pattern) for a checkpoint.
+
+    None for other adapters. The allocator is not a module, so Lightning's state_dict misses it: a
+    resumed run would restart the moving averages from zero and prune other ranks.
+    """
+    allocator = getattr(getattr(model, "base_model", None), "rankallocator", None)
+    if allocator is None:
+        return None
+    state = {name: {k: v.detach().cpu().clone() for k, v in getattr(allocator, name).items()} for name in ALLOCATOR_FIELDS}
+    config = model.peft_config[model.base_model.trainable_adapter_name]
+    return state | {"rank_pattern": config.rank_pattern}
+
+
+def load_adalora_allocator_state(model: nn.Module, state: dict) -> None:
+    allocator = model.base_model.rankallocator
+    device = next(model.parameters()).device
+    for name in ALLOCATOR_FIELDS:
+        setattr(allocator, name, {k: v.to(device) for k, v in state[name].items()})
+    model.peft_config[model.base_model.trainable_adapter_name].rank_pattern = state["rank_pattern"]

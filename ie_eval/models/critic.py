@@ -27,6 +27,7 @@ from ie_eval.losses.sft import critique_token_positions
 from ie_eval.models.adapters import VISION_PROJECTIONS
 from ie_eval.models.backbone import Backbone
 from ie_eval.models.reward_model import RewardModel
+from ie_eval.models.sharding import parameters_sharded
 
 CRITIC_CONFIG_NAME = "critic_config.json"
 # The head pools the prompt, so anchors that live in the answer (`marker`) cannot be used.
@@ -127,6 +128,7 @@ class CriticModel(RewardModel):
         output = self.backbone.generate(
             **inputs, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
             eos_token_id=self.stop_token_ids, pad_token_id=self.pad_token_id,
+            synced_gpus=parameters_sharded(self.backbone),  # sharded: every rank runs each step's forward
         )
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         return self.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)

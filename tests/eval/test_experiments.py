@@ -7,6 +7,11 @@ import yaml
 
 from ie_eval.commands.fit import build_cli
 
+try:  # DeepSpeed logs its accelerator choice to stdout on first import: here, not into a --print_config
+    import deepspeed  # noqa: F401
+except ImportError:
+    pass
+
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAYS = sorted(p.name for p in (ROOT / "experiments").glob("rm_*.yaml"))
 
@@ -119,7 +124,13 @@ def test_extends_chains_merge_in_order_and_bad_chains_name_the_file(tmp_path):
         config_chain(tmp_path / "orphan.yaml")
 
 
-STRATEGY_STAGES = {"ddp_cpu.yaml": "configs/rm/tiny.yaml", "ddp.yaml": "configs/rm/qwen3.5-4b.yaml"}
+STRATEGY_STAGES = {
+    "ddp_cpu.yaml": "configs/rm/tiny.yaml", "ddp.yaml": "configs/rm/qwen3.5-4b.yaml",
+    "fsdp_cpu.yaml": "configs/rm/tiny.yaml", "fsdp.yaml": "configs/sft/qwen3.5-9b.yaml",
+    "deepspeed_stage_2.yaml": "configs/rm/qwen3.5-4b.yaml", "deepspeed_stage_2_offload.yaml": "configs/rm/qwen3.5-4b.yaml",
+    "deepspeed_stage_3.yaml": "configs/sft/qwen3.5-9b.yaml", "deepspeed_stage_3_offload.yaml": "configs/sft/qwen3.5-9b.yaml",
+    "paper_4x24gb.yaml": "configs/rm/qwen3.5-4b.yaml", "node_8x80gb.yaml": "configs/sft/qwen3.5-9b.yaml",
+}
 
 
 @pytest.mark.filterwarnings("ignore:LightningCLI")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,27 +16,44 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).with_name("ddp_fit.py")
 
 
-def ddp_fit(out: Path, config: str, processes: int, *fit_args: str, timeout: int = 240) -> list[dict]:
-    """Fit `config` (repo-relative) on `processes` ranks (DDP over gloo when > 1); each rank's record and weights."""
-    out.mkdir()
+def ddp_fit(out: Path, config: str, processes: int, *fit_args: str, timeout: int = 240,
+            overlay: str = "configs/strategy/ddp_cpu.yaml", env: dict[str, str] | None = None,
+            killed: bool = False) -> list[dict]:
+    """Fit `config` (repo-relative) on `processes` ranks (the strategy `overlay` when > 1: DDP over gloo by
+    default); each rank's record and weights. `env` reaches ddp_fit.py (CKPT_EVERY, KILL_AT_STEP,
+    RESUME_FROM); `killed`: the run is expected to die by SIGKILL (nothing but its batch logs is read back)."""
+    out.mkdir(exist_ok=bool(env and env.get("RESUME_FROM")))
     args = ["--config", str(ROOT / config)]
     if processes > 1:
-        args += ["--config", str(ROOT / "configs/strategy/ddp_cpu.yaml"), "--trainer.devices", str(processes)]
+        args += ["--config", str(ROOT / overlay), "--trainer.devices", str(processes)]
     args += [
         "--trainer.default_root_dir", str(out / "run"),
         "--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(out / "run"),
         *fit_args,
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(SCRIPT.parent))
-    done = subprocess.run([sys.executable, str(SCRIPT), str(out), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=out)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(SCRIPT.parent), **(env or {}))
+    process = subprocess.Popen([sys.executable, str(SCRIPT), str(out), *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env, cwd=out, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    finally:  # a rank left waiting on a dead peer's collective dies with its session
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    if killed:
+        assert process.returncode == -signal.SIGKILL, output[-4000:]
+        return [batch_log(out, rank) for rank in range(processes)]
+    assert process.returncode == 0, output[-4000:]
     records = []
     for rank in range(processes):
         record = json.loads((out / f"rank{rank}.json").read_text())
         record["weights"] = torch.load(out / f"rank{rank}.pt", map_location="cpu", weights_only=True)
         records.append(record)
     return records
+
+
+def batch_log(out: Path, rank: int) -> list[dict]:
+    """What ddp_fit.py's AppendBatchIds wrote for `rank`: one {"step", "ids"} per train batch started."""
+    return [json.loads(line) for line in (out / f"rank{rank}.batches.jsonl").read_text().splitlines()]
 
 
 def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], skip: str = "loss_fn.") -> float:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from transformers.cache_utils import Cache, DynamicLayer, LinearAttentionCacheLayerMixin
 
 from ie_eval.data.collate import model_inputs
+from ie_eval.models.sharding import parameters_sharded
 from ie_eval.rl.rollout.base import (
     RolloutEngine,
     Rollouts,
@@ -129,4 +130,6 @@ class HFRolloutEngine(RolloutEngine):
             "return_dict_in_generate": True,
             "output_scores": with_logprobs,
             "suppress_tokens": self.suppressed,
+            # FSDP / ZeRO-3: each forward all-gathers from every rank, so all ranks decode until the longest is done.
+            "synced_gpus": parameters_sharded(self.model.backbone),
         }
