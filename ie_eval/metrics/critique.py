@@ -58,6 +58,21 @@ class Rouge1(Metric):
         return self.fmeasure / self.pairs if self.pairs > 0 else torch.tensor(float("nan"), dtype=torch.float64)
 
 
+def updated_anywhere(metrics: dict[str, Metric]) -> dict[str, bool]:
+    """Which of `metrics` saw an update on any rank. Under DDP every rank must compute (and so gather) the
+    same metrics, though a rank's batches may have had no parsed critique, reference or facts: a rank
+    whose ScoreCorrelations is empty where another's is not adds an empty (0, D) block to gather."""
+    device = next(iter(metrics.values())).device
+    counts = torch.tensor([float(m.update_count) for m in metrics.values()], device=device)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(counts)
+        for metric, count in zip(metrics.values(), counts, strict=True):
+            if isinstance(metric, ScoreCorrelations) and count > 0 and not metric.update_count:
+                empty = torch.zeros(0, len(metric.dim_names), dtype=torch.float64, device=device)
+                metric.update(empty, empty)
+    return {name: bool(count > 0) for name, count in zip(metrics, counts, strict=True)}
+
+
 class CritiqueMetrics(nn.Module):
     """Everything the critic is judged on, per epoch or per run.
 
@@ -83,18 +98,7 @@ class CritiqueMetrics(nn.Module):
                 "rouge": self.rouge, "factuality": self.factuality}
 
     def updated_anywhere(self) -> dict[str, bool]:
-        """Which metrics saw an update on any rank. Under DDP every rank must compute (and so gather) the
-        same metrics, though a rank's batches may have had no parsed critique, reference or facts."""
-        metrics = self.metrics()
-        counts = torch.tensor([float(m.update_count) for m in metrics.values()], device=self.format.device)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(counts)
-            for name in ("head", "text", "text_overall"):  # an empty (0, D) rows tensor to gather
-                metric = metrics[name]
-                if counts[list(metrics).index(name)] > 0 and not metric.update_count:
-                    empty = torch.zeros(0, len(metric.dim_names), dtype=torch.float64, device=counts.device)
-                    metric.update(empty, empty)
-        return {name: bool(count > 0) for name, count in zip(metrics, counts, strict=True)}
+        return updated_anywhere(self.metrics())
 
     def update_scores(self, scores: torch.Tensor, mos: torch.Tensor, mos_mask: torch.Tensor) -> None:
         """Regression-head scores (B, D) vs MOS, rows with MOS only."""

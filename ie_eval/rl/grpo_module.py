@@ -35,6 +35,7 @@ from ie_eval.lit.optim import OptimConfig, build_optimizer
 from ie_eval.losses.grpo import group_advantages, grpo_loss, loss_rows, zero_std_groups
 from ie_eval.losses.regression import huber_loss
 from ie_eval.metrics.correlation import ScoreCorrelations
+from ie_eval.metrics.critique import updated_anywhere
 from ie_eval.metrics.factuality import Factuality
 from ie_eval.metrics.pairwise import ComparisonAccuracy
 from ie_eval.models.adapters import AdapterConfig
@@ -379,8 +380,10 @@ class GRPOModule(L.LightningModule):
     def log_correlations(self, stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
         metrics = (("head", head), ("text", text), ("text_", self.val_text_overall), ("", self.val_factuality),
                    ("blank_", self.val_blank_factuality), ("text_", self.val_pairs_text), ("head_", self.val_pairs_head))
-        for prefix, metric in metrics:
-            if metric.update_count:
+        # Every rank computes (gathers) the same metrics, whichever of them its own prompts updated.
+        updated = updated_anywhere({str(i): metric for i, (_, metric) in enumerate(metrics)})
+        for index, (prefix, metric) in enumerate(metrics):
+            if updated[str(index)]:
                 for name, value in metric.compute().items():
                     if metric is self.val_text_overall and not name.startswith("overall_"):
                         continue  # its mean_* is overall_* again, and text_mean_* is the per-dim mean's
