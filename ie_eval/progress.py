@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sized
+from contextlib import contextmanager
 from typing import TypeVar
 
 from rich.console import Console
@@ -36,6 +37,20 @@ def progress_disabled() -> bool:
 def disable_progress() -> None:
     """What `--no-progress` does: no bars in this process nor in the subprocesses it starts."""
     os.environ[NO_PROGRESS_ENV] = "1"
+
+
+@contextmanager
+def bars_off() -> Iterator[None]:
+    """No bars drawn inside (a caller drawing one bar over many inner loops); the setting is restored after."""
+    earlier = os.environ.get(NO_PROGRESS_ENV)
+    os.environ[NO_PROGRESS_ENV] = "1"
+    try:
+        yield
+    finally:
+        if earlier is None:
+            del os.environ[NO_PROGRESS_ENV]
+        else:
+            os.environ[NO_PROGRESS_ENV] = earlier
 
 
 def track(iterable: Iterable[T], description: str, total: int | None = None,

@@ -9,6 +9,11 @@ the manifest has MOS (and critiques), a metrics JSON is written next to the outp
 parsed-text PLCC / SRCC / KRCC, format stability, ROUGE-1 against the best reference critique, and
 on the synthetic benchmark critique factuality (share of claims true of the edited image).
 `--blank-images` runs the same with both images mid-gray (the no-vision control).
+
+Resumable: rows are appended to OUT.partial as they are generated, and OUT (manifest order) and the
+metrics are written from all of them at the end. A rerun after an interruption, with the same
+checkpoint, data and generation options, critiques only the pairs the partial file lacks; a
+finished OUT is refused unless --overwrite, which also starts an interrupted run over.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,7 +29,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ie_eval.commands.outputs import add_output_flags, refuse_existing
+from ie_eval.commands.outputs import PartialRows, add_output_flags, refuse_existing, write_rows_atomically
 from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.critique_format import sft_target
 from ie_eval.data.datamodule import blank_images
@@ -41,27 +47,18 @@ log = logging.getLogger(__name__)
 
 def critique_batches(
     model: CriticModel, records: Sequence[EditRecord], collator: EditCollator, batch_size: int, max_new_tokens: int,
-    metrics: CritiqueMetrics | None = None,
-) -> Iterator[dict]:
-    """Output rows for `records`, `batch_size` at a time; updates `metrics` when given."""
+) -> Iterator[list[dict]]:
+    """Output rows of `records`, one list per batch of `batch_size`, as each batch finishes."""
     device = next(model.parameters()).device
     dims = model.dims
-    for start in range(0, len(records), batch_size):
+    for start in track(range(0, len(records), batch_size), "critiquing"):
         chunk = records[start : start + batch_size]
         batch = collator(chunk)
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
         result = model.critique(batch, max_new_tokens)
         scores = result.scores.float().cpu()
-        if metrics is not None:
-            mos, mos_mask = batch["mos"].cpu(), batch["mos_mask"].cpu()
-            metrics.update_scores(scores, mos, mos_mask)
-            metrics.update_texts(
-                result.parsed, mos, mos_mask, result.texts,
-                [sft_target(r.critique, model.critique_format) if r.critique else None for r in chunk],  # its format
-                [record_facts(r) for r in chunk],
-            )
-        for record, text, parsed, row_scores in zip(chunk, result.texts, result.parsed, scores, strict=True):
-            yield {
+        yield [
+            {
                 "pair_id": record.pair_id,
                 "source_id": record.source_id,
                 "instruction": record.instruction,
@@ -72,6 +69,29 @@ def critique_batches(
                 "head_scores": {d: round(float(v), 6) for d, v in zip(dims, row_scores, strict=True)},
                 "mos": dict(zip(dims, record.mos, strict=True)) if record.mos is not None else None,
             }
+            for record, text, parsed, row_scores in zip(chunk, result.texts, result.parsed, scores, strict=True)
+        ]
+
+
+def critique_metrics(model: CriticModel, records: Sequence[EditRecord], rows: Sequence[dict]) -> CritiqueMetrics:
+    """The metrics of the written rows (one per record, same order): head scores as written, critiques
+    parsed again in the critic's format, references and facts from the records."""
+    dims = model.dims
+    metrics = CritiqueMetrics(dims)
+    if not records:
+        return metrics
+    scores = torch.tensor([[row["head_scores"][d] for d in dims] for row in rows], dtype=torch.float32)
+    missing = [math.nan] * len(dims)
+    mos = torch.tensor([list(r.mos) if r.mos is not None else missing for r in records], dtype=torch.float32)
+    mos_mask = torch.tensor([r.mos is not None for r in records], dtype=torch.bool)
+    texts = [row["critique"] for row in rows]
+    metrics.update_scores(scores, mos, mos_mask)
+    metrics.update_texts(
+        [model.parse(text) for text in texts], mos, mos_mask, texts,
+        [sft_target(r.critique, model.critique_format) if r.critique else None for r in records],  # its format
+        [record_facts(r) for r in records],
+    )
+    return metrics
 
 
 def select_records(manifest: str, split: str | None, ratios: dict[str, float], salt: str) -> list[EditRecord]:
@@ -133,20 +153,32 @@ def main(argv: Sequence[str]) -> int:
         model.processor, task="critic", mode="generate", prompt_suffix=model.prompt_suffix,
         critique_format=model.critique_format, **budget.as_dict(),
     )
-    metrics = CritiqueMetrics(model.dims)
     started = time.perf_counter()
-    with out.open("w", encoding="utf-8") as handle:
-        rows = critique_batches(model, records, collator, args.batch_size, args.max_new_tokens, metrics)
-        for row in track(rows, "critiquing", total=len(records)):
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with PartialRows(out, resume_identity(args), key="pair_id", overwrite=args.overwrite) as partial:
+        todo = [r for r in records if r.pair_id not in partial.done]
+        for rows in critique_batches(model, todo, collator, args.batch_size, args.max_new_tokens):
+            partial.append(rows)
+        rows = [partial.done[r.pair_id] for r in records]
     seconds = time.perf_counter() - started
-    summary = {k: round(float(v), 4) for k, v in metrics.compute().items()}
-    summary |= {"pairs": len(records), "seconds": round(seconds, 1), "blank_images": args.blank_images}
+    summary = {k: round(float(v), 4) for k, v in critique_metrics(model, records, rows).compute().items()}
+    summary |= {"pairs": len(records), "resumed_pairs": len(records) - len(todo), "seconds": round(seconds, 1),
+                "blank_images": args.blank_images}
     ceiling = ceiling_of_records(records, "mos")
     if ceiling:
         summary["noise_ceiling"] = {dim: round(value, 4) for dim, value in ceiling.items()}
     metrics_path = Path(args.metrics) if args.metrics else out.with_suffix(".metrics.json")
     metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
+    write_rows_atomically(rows, out)  # after the metrics: OUT present means the run finished
+    partial.remove()  # last: until here a rerun resumes instead of generating everything again
     log.info("wrote %d critiques to %s in %.1fs; metrics %s", len(records), out, seconds, metrics_path)
     print(json.dumps(summary))
     return 0
+
+
+def resume_identity(args: argparse.Namespace) -> dict:
+    """The arguments that shape the rows: a partial run under other ones is not resumed.
+    (--limit is not one: a rerun with a larger limit critiques only the pairs the first run lacked.)"""
+    keys = ("split", "split_ratios", "split_salt", "max_new_tokens", "max_pixels", "min_pixels",
+            "max_length", "blank_images")
+    paths = {"ckpt": str(Path(args.ckpt).resolve()), "manifest": str(Path(args.manifest).resolve())}
+    return paths | {key: getattr(args, key) for key in keys}

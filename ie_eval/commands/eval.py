@@ -7,7 +7,9 @@
 Writes DIR/results.json (every number), DIR/results.md (tables), DIR/predictions.jsonl (one row
 per scored record, with generated text) and PNGs: scatter.png (prediction vs truth per dim) and
 task_srcc.png (SRCC per task type). Scorer and bench SPECs: docs/evaluation.md. An earlier run's
-results in DIR are kept unless `--overwrite`. `--wandb-project P` also logs results.json, results.md
+results in DIR are kept unless `--overwrite`. Predictions are appended to DIR/predictions.jsonl.partial
+as each batch finishes; a rerun after an interruption, with the same scorer, bench and options,
+scores only the records it lacks (`--overwrite` starts over), and the results are computed from all. `--wandb-project P` also logs results.json, results.md
 and the plots as a W&B artifact of type "evaluation" (`eval-<DIR name>`), in a run named after DIR;
 it runs offline without W&B credentials, and WANDB_MODE wins when set.
 """
@@ -22,8 +24,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ie_eval.commands.outputs import add_output_flags, refuse_existing
-from ie_eval.eval.predictions import read_predictions, write_predictions
+from ie_eval.commands.outputs import PartialRows, add_output_flags, refuse_existing
+from ie_eval.eval.predictions import prediction_row, read_predictions, write_predictions
 from ie_eval.metrics.preference import CALIBRATE, PRED_TIES, TRUTH_TIES, TiePolicy
 from ie_eval.progress import disable_progress
 
@@ -130,14 +132,26 @@ def main(argv: Sequence[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.blank_images:
         bench = blank_benchmark(bench, out / "blank.png")
-    results, predictions = evaluate(scorer, bench, tie_policy(args, bench.tie_policy), args.bootstrap, args.seed)
+    with PartialRows(out / "predictions.jsonl", resume_identity(args), "sample_id", args.overwrite) as partial:
+        results, predictions = evaluate(
+            scorer, bench, tie_policy(args, bench.tie_policy), args.bootstrap, args.seed, done=partial.done,
+            chunk_size=args.batch_size, on_scored=lambda chunk: partial.append(prediction_row(p, scorer.dims) for p in chunk),
+        )
     results["bench"] |= {"split": args.split, "limit": args.limit, "blank_images": args.blank_images}
     write_predictions(predictions, scorer.dims, out / "predictions.jsonl")
     results["plots"] = write_plots(results, out)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(results_markdown(results))
+    partial.remove()  # the results are written: a rerun is refused now, not resumed
     print(results_markdown(results))
     log.info("wrote %s", ", ".join(str(out / n) for n in ["results.json", "results.md", *results["plots"]]))
     if args.wandb_project:
         log_to_wandb(args.wandb_project, out, results)
     return 0
+
+
+def resume_identity(args: argparse.Namespace) -> dict:
+    """The arguments that shape the predictions: a partial run under other ones is not resumed.
+    (--limit is not one: a rerun with a larger limit scores only the records the first run lacked.)"""
+    keys = ("scorer", "bench", "split", "no_strict", "blank_images", "max_new_tokens", "max_pixels", "max_length")
+    return {key: getattr(args, key) for key in keys}

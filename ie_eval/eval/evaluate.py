@@ -11,7 +11,7 @@ target, what a perfect scorer reaches) and, for generated critiques, their factu
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,10 +21,12 @@ from ie_eval.data.records import CRITIQUE_DIMS, MOS_DIMS, OVERALL_DIMS, EditReco
 from ie_eval.data.synth.ceiling import ceiling_of_records
 from ie_eval.eval.benchmarks import Benchmark
 from ie_eval.eval.peer_results import json_safe, peer_pointwise, peer_preference
-from ie_eval.eval.scorer_base import Scorer
+from ie_eval.eval.predictions import row_pred
+from ie_eval.eval.scorer_base import ScoreOutput, Scorer
 from ie_eval.metrics.bootstrap import bootstrap_correlations, srcc_rows
 from ie_eval.metrics.factuality import Factuality
 from ie_eval.metrics.preference import TiePolicy, preference_accuracy
+from ie_eval.progress import bars_off, track
 
 # Fewest items of a task type for its SRCC to be reported.
 MIN_TASK_ITEMS = 3
@@ -50,25 +52,57 @@ class Prediction:
         return None
 
 
-def score_benchmark(scorer: Scorer, bench: Benchmark) -> tuple[list[Prediction], dict[str, Prediction], dict]:
-    """Score every record either view needs once; returns (pointwise predictions, by sample_id, timing)."""
+def score_benchmark(
+    scorer: Scorer, bench: Benchmark, done: Mapping[str, Mapping] | None = None, chunk_size: int | None = None,
+    on_scored: Callable[[list[Prediction]], None] | None = None,
+) -> tuple[list[Prediction], dict[str, Prediction], dict]:
+    """Score every record either view needs once; returns (pointwise predictions, by sample_id, timing).
+
+    done: predictions.jsonl rows of an interrupted run by sample_id; their records are not scored again.
+    chunk_size: records per `scorer.score` call (default all at once), each chunk's predictions passed
+    to `on_scored` as it finishes (`ie-eval eval` appends them to its partial predictions file).
+    """
+    done = done or {}
     pointwise = bench.pointwise(scorer.dims)
+    pointwise_ids = {r.sample_id for r in pointwise}
     wanted = {r.sample_id: r for r in pointwise}
     if not scorer.needs_critique:
         wanted |= {r.sample_id: r for g in bench.groups for r in g.records}
-    records = list(wanted.values())
+    by_id = {key: Prediction(record, row_pred(done[key], scorer.dims), done[key].get("text"), key in pointwise_ids)
+             for key, record in wanted.items() if key in done}
+    todo = [record for key, record in wanted.items() if key not in done]
     started = time.perf_counter()
-    output = scorer.score(records) if records else None
+    for chunk in score_chunks(scorer, todo, chunk_size):
+        for prediction in chunk:
+            prediction.pointwise = prediction.record.sample_id in pointwise_ids
+            by_id[prediction.record.sample_id] = prediction
+        if on_scored is not None:
+            on_scored(chunk)
     seconds = time.perf_counter() - started
-    by_id: dict[str, Prediction] = {}
-    for index, record in enumerate(records):
-        text = output.texts[index] if output is not None and output.texts is not None else None
-        by_id[record.sample_id] = Prediction(record, output.scores[index] if output else None, text)
-    for record in pointwise:
-        by_id[record.sample_id].pointwise = True
-    timing = {"scored_records": len(records), "score_seconds": round(seconds, 2),
-              "seconds_per_record": round(seconds / len(records), 4) if records else None}
+    by_id = {key: by_id[key] for key in wanted}  # the benchmark's order, resumed or not
+    timing = {"scored_records": len(todo), "resumed_records": len(wanted) - len(todo),
+              "score_seconds": round(seconds, 2), "seconds_per_record": round(seconds / len(todo), 4) if todo else None}
     return [by_id[r.sample_id] for r in pointwise], by_id, timing
+
+
+def score_chunks(scorer: Scorer, records: Sequence[EditRecord], chunk_size: int | None) -> Iterator[list[Prediction]]:
+    """Predictions of `records`, `chunk_size` at a time (all at once when None), under one progress bar."""
+    if not records:
+        return
+    if chunk_size is None:
+        yield predictions_of(records, scorer.score(records))
+        return
+    starts = range(0, len(records), chunk_size)
+    for start in track(starts, f"scoring {scorer.spec.split(':')[0]}"):
+        chunk = records[start : start + chunk_size]
+        with bars_off():  # the scorer's own bar would restart for every chunk
+            output = scorer.score(chunk)
+        yield predictions_of(chunk, output)
+
+
+def predictions_of(records: Sequence[EditRecord], output: ScoreOutput) -> list[Prediction]:
+    texts = output.texts if output.texts is not None else [None] * len(records)
+    return [Prediction(r, pred, text) for r, pred, text in zip(records, output.scores, texts, strict=True)]
 
 
 def pointwise_results(predictions: Sequence[Prediction], dims: Sequence[str], n_resamples: int, seed: int) -> dict:
@@ -122,10 +156,12 @@ def preference_results(bench: Benchmark, by_id: dict[str, Prediction], dims: Seq
 
 
 def evaluate(scorer: Scorer, bench: Benchmark, policy: TiePolicy | None = None, n_resamples: int = 1000,
-             seed: int = 0) -> tuple[dict, list[Prediction]]:
-    """results.json content and the pointwise predictions (for plots and predictions.jsonl)."""
+             seed: int = 0, **scoring) -> tuple[dict, list[Prediction]]:
+    """results.json content and the predictions (for plots and predictions.jsonl).
+
+    scoring: `score_benchmark`'s done / chunk_size / on_scored (resuming and incremental writes)."""
     policy = policy or bench.tie_policy
-    pointwise, by_id, timing = score_benchmark(scorer, bench)
+    pointwise, by_id, timing = score_benchmark(scorer, bench, **scoring)
     results: dict = {"scorer": scorer.info(), "bench": {"spec": bench.spec, "kind": bench.kind}, "timing": timing}
     results["pointwise"] = pointwise_results(pointwise, scorer.dims, n_resamples, seed) if pointwise else None
     use_groups = bench.groups and not scorer.needs_critique

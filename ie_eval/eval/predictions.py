@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,18 +13,28 @@ if TYPE_CHECKING:
     from ie_eval.eval.evaluate import Prediction
 
 
+def prediction_row(p: Prediction, dims: Sequence[str]) -> dict:
+    """One predictions.jsonl row: sample, task type, prediction and truth per dim, generated text."""
+    truth = p.truth(dims)
+    return {
+        "sample_id": p.record.sample_id, "pair_id": p.record.pair_id, "task_type": p.record.task_type,
+        "pred": dict(zip(dims, p.pred, strict=True)) if p.pred is not None else None,
+        "truth": dict(zip(dims, truth, strict=True)) if truth is not None else None,
+        "group_id": p.record.meta.get("group_id"), "pointwise": p.pointwise, "text": p.text,
+    }
+
+
+def row_pred(row: Mapping, dims: Sequence[str]) -> list[float] | None:
+    """The prediction of a predictions.jsonl row back as a list in `dims` order (None: unscored)."""
+    pred = row["pred"]
+    return None if pred is None else [pred[d] for d in dims]
+
+
 def write_predictions(predictions: Sequence[Prediction], dims: Sequence[str], path: Path) -> None:
-    """predictions.jsonl: sample, task type, prediction and truth per dim, generated text."""
+    """predictions.jsonl: one `prediction_row` per prediction."""
     with path.open("w", encoding="utf-8") as handle:
         for p in predictions:
-            truth = p.truth(dims)
-            row = {
-                "sample_id": p.record.sample_id, "pair_id": p.record.pair_id, "task_type": p.record.task_type,
-                "pred": dict(zip(dims, p.pred, strict=True)) if p.pred is not None else None,
-                "truth": dict(zip(dims, truth, strict=True)) if truth is not None else None,
-                "group_id": p.record.meta.get("group_id"), "pointwise": p.pointwise, "text": p.text,
-            }
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(prediction_row(p, dims), ensure_ascii=False) + "\n")
 
 
 def read_predictions(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:

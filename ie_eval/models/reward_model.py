@@ -20,8 +20,9 @@ from ie_eval import __version__
 from ie_eval.data.collate import model_inputs
 from ie_eval.data.prompts import FINAL_ASSESSMENT
 from ie_eval.data.records import CRITIQUE_DIMS
-from ie_eval.models.adapters import AdapterConfig, apply_adapter, quantization_config
+from ie_eval.models.adapters import AdapterConfig, apply_adapter, qlora_device_map, quantization_config
 from ie_eval.models.backbone import Backbone, backbone_from_file, load_backbone
+from ie_eval.models.export import atomic_export, check_finished_export
 from ie_eval.models.heads import HeadConfig, MultiHeadRegressor
 from ie_eval.models.pooling import SCORE_ANCHOR_TOKEN, Pooler, check_pooling_name
 
@@ -47,9 +48,9 @@ def marker_patterns(tokenizer: Any, marker: str) -> list[list[int]]:
 
 
 def quantized_load_kwargs(adapter: AdapterConfig | None) -> dict:
-    """Extra `load_backbone` kwargs an adapter needs: the 4-bit config for QLoRA, else none."""
+    """Extra `load_backbone` kwargs an adapter needs: for QLoRA the 4-bit config and this rank's GPU, else none."""
     config = quantization_config(adapter) if adapter is not None else None
-    return {"quantization_config": config} if config is not None else {}
+    return {"quantization_config": config, "device_map": qlora_device_map()} if config is not None else {}
 
 
 def inner_model(model: nn.Module) -> nn.Module:
@@ -186,20 +187,25 @@ class RewardModel(nn.Module):
         }
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write JSON config + safetensors head (+ PEFT adapter dir, or full backbone): no pickle."""
+        """Write JSON config + safetensors head (+ PEFT adapter dir, or full backbone): no pickle.
+
+        Written whole or not at all (`models.export.atomic_export`): an earlier export in `directory`
+        is replaced only once this one is complete, and a failed save leaves it as it was."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / self.config_name).write_text(json.dumps(self.config_dict(), indent=2))
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, directory / HEAD_NAME)
-        if self.is_peft:
-            self.backbone.save_pretrained(directory / "adapter")
-        elif self.adapter_config is not None and self.adapter_config.kind == "full":
-            self.backbone.save_pretrained(directory / "backbone")
-            self.processor.save_pretrained(directory / "backbone")
-        if self.added_tokens:
-            ids = self.processor.tokenizer.convert_tokens_to_ids(self.added_tokens)
-            rows = self.backbone.get_input_embeddings().weight[ids].detach().cpu().contiguous()
-            save_file({"input_embeddings": rows}, directory / ADDED_EMBEDDINGS_NAME)
+        with atomic_export(directory, self.config_name) as partial:
+            head = {k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}
+            save_file(head, partial / HEAD_NAME)
+            if self.is_peft:
+                self.backbone.save_pretrained(partial / "adapter")
+            elif self.adapter_config is not None and self.adapter_config.kind == "full":
+                self.backbone.save_pretrained(partial / "backbone")
+                self.processor.save_pretrained(partial / "backbone")
+            if self.added_tokens:
+                ids = self.processor.tokenizer.convert_tokens_to_ids(self.added_tokens)
+                rows = self.backbone.get_input_embeddings().weight[ids].detach().cpu().contiguous()
+                save_file({"input_embeddings": rows}, partial / ADDED_EMBEDDINGS_NAME)
+            # The config is the export's marker: written last, so only a complete export has one.
+            (partial / self.config_name).write_text(json.dumps(self.config_dict(), indent=2))
         return directory
 
     @classmethod
@@ -210,10 +216,8 @@ class RewardModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> RewardModel:
         """Rebuild exactly what `save_pretrained` wrote, in eval mode."""
-        directory = Path(directory)
+        directory = check_finished_export(directory, cls.config_name, cls.__name__)
         config_path = directory / cls.config_name
-        if not config_path.is_file():
-            raise FileNotFoundError(f"{directory}: not a saved {cls.__name__} (no {cls.config_name})")
         config = json.loads(config_path.read_text())
         name, spec = backbone_from_file(config["backbone"], str(config_path))
         adapter = AdapterConfig(**config["adapter"]) if config["adapter"] else None

@@ -11,7 +11,7 @@ images (the server does this when it admits a request, off the model's thread);
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,14 +127,22 @@ class RewardScoring:
     def score_records(self, records: Sequence[EditRecord], progress: str | None = None) -> list[RewardScores]:
         """Scores of `records` in their order, computed in length-sorted batches of `batch_size`.
         progress: description of a progress bar over the batches (None, as for server requests: no bar)."""
-        order = sorted(range(len(records)), key=lambda i: approx_tokens(records[i], self.collator.factor), reverse=True)
         results: list[RewardScores | None] = [None] * len(records)
+        for indices, batch_scores in self.scored_batches(records, progress):
+            for index, scores in zip(indices, batch_scores, strict=True):
+                results[index] = scores
+        return results  # type: ignore[return-value]  # every index was filled above
+
+    def scored_batches(
+        self, records: Sequence[EditRecord], progress: str | None = None
+    ) -> Iterator[tuple[list[int], list[RewardScores]]]:
+        """(indices into `records`, their scores) per length-sorted batch, as each batch finishes
+        (what `ie-eval score` appends to its output as it goes)."""
+        order = sorted(range(len(records)), key=lambda i: approx_tokens(records[i], self.collator.factor), reverse=True)
         starts = range(0, len(order), self.batch_size)
         for start in track(starts, progress) if progress else starts:
             chunk = order[start : start + self.batch_size]
-            for index, scores in zip(chunk, self.score_batch([records[i] for i in chunk]), strict=True):
-                results[index] = scores
-        return results  # type: ignore[return-value]  # every index was filled above
+            yield chunk, self.score_batch([records[i] for i in chunk])
 
     @torch.inference_mode()
     def score_batch(self, records: Sequence[EditRecord]) -> list[RewardScores]:
