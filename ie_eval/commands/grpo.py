@@ -3,10 +3,12 @@
     ie-eval grpo --config configs/grpo/tiny.yaml --serve-rm runs/rm-tiny/export [LightningCLI overrides]
     ie-eval gcpo --config configs/gcpo/tiny.yaml [LightningCLI overrides]
 
-Starts `ie-eval serve-rm` as a subprocess on a free port (unless --serve-rm is omitted and the
-config names a URL or a checkpoint), then, on the same held-out prompts: validates the SFT
-starting point, trains, validates the result. Prints the start/end table and writes it to
-`<default_root_dir>/grpo_results.json`. The server is stopped however the run ends. A run directory
+With --serve-rm, starts `ie-eval serve-rm` as a subprocess on a free port: one per node, on the node's
+local rank 0, the node's other ranks using its URL (`ie_eval/serve/node.py`), on the node's last GPU
+when there is one (--serve-rm-device, --serve-rm-batch-size). A `--model.init_args.reward_source.url`
+on the command line skips it; without --serve-rm the config's URL or checkpoint is used. Then, on the
+same held-out prompts: validates the SFT starting point, trains, validates the result. Prints the
+start/end table and writes it to `<default_root_dir>/grpo_results.json`. The server is stopped however the run ends. A run directory
 with an earlier run's checkpoints or export is refused unless `--overwrite` or `--ckpt-path` (resume).
 """
 
@@ -14,45 +16,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-from ie_eval.serve.runner import bind_free_port, wait_healthy
+from ie_eval.serve.node import free_port, node_reward_server, served_reward_model  # noqa: F401 (re-exported)
+
+URL_FLAG = "--model.init_args.reward_source.url"
 
 REPORTED = (
     "reward_mean", "text_pair_accuracy", "head_pair_accuracy", "response_length", "format_rate", "head_mean_srcc",
     "text_mean_srcc", "text_overall_srcc", "factuality", "blank_factuality", "unverifiable_claims",
 )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free now on `host` (the kernel picks it; the server binds it moments later)."""
-    with bind_free_port(host) as sock:
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def served_reward_model(ckpt: str, host: str = "127.0.0.1", startup_s: float = 120.0) -> Iterator[str]:
-    """A running `ie-eval serve-rm --ckpt ckpt` subprocess; yields its base URL, terminates it on exit."""
-    port = free_port(host)
-    url = f"http://{host}:{port}"
-    command = [sys.executable, "-m", "ie_eval.cli", "serve-rm", "--ckpt", ckpt, "--host", host, "--port", str(port),
-               "--log-level", "warning"]
-    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
-    try:
-        wait_healthy(url, process, startup_s)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def metrics_of(results: list[dict], stage: str = "val") -> dict[str, float]:
@@ -97,14 +72,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ie-eval grpo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--serve-rm", dest="serve_rm", help="RE-Reward export to serve over HTTP for this run")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--serve-rm-device", dest="serve_rm_device", default="auto",
+                        help="the server's device: auto (the node's last GPU, else cpu), cpu, cuda, cuda:N")
+    parser.add_argument("--serve-rm-batch-size", dest="serve_rm_batch_size", type=int,
+                        help="the server's max items per forward (serve-rm --max-batch-size; default ServeConfig's)")
+    parser.add_argument("--serve-rm-config", dest="serve_rm_config", help="ServeConfig file for the server")
+    parser.add_argument("--serve-rm-timeout", dest="serve_rm_timeout", type=float, default=600.0,
+                        help="seconds to wait for the server to load (and, off local rank 0, to be published)")
+    parser.add_argument("--serve-rm-rendezvous", dest="serve_rm_rendezvous",
+                        help="folder where local rank 0 publishes the URL (default: the node's temp folder)")
     parser.add_argument("--ckpt-path", dest="ckpt_path", help="resume fit from this Lightning checkpoint (e.g. last.ckpt)")
     known, rest = parser.parse_known_args(argv)
-    if not known.serve_rm:
+    if not known.serve_rm or names_url(rest):
+        if known.serve_rm:
+            print(f"ie-eval grpo: {URL_FLAG} given, so no reward server is started for --serve-rm")
         run_grpo(rest, known.ckpt_path)
         return 0
-    with served_reward_model(known.serve_rm, known.host) as url:
-        run_grpo([*rest, "--model.init_args.reward_source.url", url], known.ckpt_path)
+    with node_reward_server(known.serve_rm, known.host, device=known.serve_rm_device,
+                            max_batch_size=known.serve_rm_batch_size, config=known.serve_rm_config,
+                            rendezvous_dir=known.serve_rm_rendezvous, timeout_s=known.serve_rm_timeout) as url:
+        run_grpo([*rest, URL_FLAG, url], known.ckpt_path)
     return 0
+
+
+def names_url(args: Sequence[str]) -> bool:
+    """Whether LightningCLI `args` set the reward server URL (`--flag value` or `--flag=value`)."""
+    return any(a == URL_FLAG or a.startswith(f"{URL_FLAG}=") for a in args)
 
 
 GCPO_CONFIG = "configs/gcpo/tiny.yaml"

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from ie_eval.commands.grpo import comparison_table, metrics_of, served_reward_model
+from ie_eval.commands.grpo import comparison_table, metrics_of, names_url, served_reward_model
 
 
 def test_served_reward_model_answers_then_stops(tiny_reward_dir):
@@ -26,3 +26,9 @@ def test_table_compares_start_and_end_for_every_reward_component():
     assert "| reward_mean | 0.1000 | 0.3000 | +0.2000 |" in table
     assert "| reward_re_reward_mean | -0.2000 | 0.1000 | +0.3000 |" in table
     assert "| format_rate | 0.5000 | 0.5000 | +0.0000 |" in table
+
+
+def test_a_url_on_the_command_line_means_no_server_is_started():
+    assert names_url(["--config", "c.yaml", "--model.init_args.reward_source.url", "http://10.0.0.2:8000"])
+    assert names_url(["--model.init_args.reward_source.url=http://10.0.0.2:8000"])
+    assert not names_url(["--config", "c.yaml", "--model.init_args.reward_source.ckpt", "rm/export"])
