@@ -31,6 +31,8 @@ from ie_eval.data.collate import EditCollator, InputBudget
 from ie_eval.data.datamodule import module_collator_inputs
 from ie_eval.data.readers import read_manifest
 from ie_eval.data.records import EditRecord
+from ie_eval.data.resumable import ResumableLoader
+from ie_eval.data.sampler import StratifiedEditSampler, distributed_replicas
 from ie_eval.data.splits import DEFAULT_RATIOS, DEFAULT_SALT, split_of
 
 log = logging.getLogger(__name__)
@@ -191,12 +193,28 @@ class PairwiseDataModule(PreferenceDataModule):
         pairs = self.splits.get(split, [])
         if not pairs:
             raise ValueError(f"split '{split}' has no preference pairs; sources {self.sources}, ratios {self.split_ratios}")
+        num_replicas, _ = distributed_replicas(None, None)
+        if train and num_replicas > 1:
+            return self._sharded_train_loader(pairs)
         generator = torch.Generator().manual_seed(self.hparams.seed)
         return DataLoader(
             pairs, batch_size=self.hparams.batch_size if train else self.hparams.eval_batch_size, shuffle=train,
             generator=generator if train else None, collate_fn=self.collator(), num_workers=self.hparams.num_workers,
             persistent_workers=self.hparams.num_workers > 0,
         )
+
+    def _sharded_train_loader(self, pairs: list[PreferencePair]) -> DataLoader:
+        """Under DDP the trainer injects no sampler (`use_distributed_sampler: false`), so without this every
+        rank would train on every pair in the same order: each rank takes its shard of one (seed, epoch)
+        shuffle, equal-length, and resumable mid-epoch. One process keeps its generator shuffle."""
+        keys = [(str(i), str(i)) for i in range(len(pairs))]  # one group per pair: no caps
+        sampler = StratifiedEditSampler(keys, max_pairs_per_source=None, max_critiques_per_pair=None,
+                                        shuffle=True, seed=self.hparams.seed)
+        loader = ResumableLoader(pairs, batch_size=self.hparams.batch_size, sampler=sampler,
+                                 collate_fn=self.collator(), num_workers=self.hparams.num_workers,
+                                 persistent_workers=self.hparams.num_workers > 0)
+        loader.trainer = self.trainer
+        return loader
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
