@@ -8,6 +8,7 @@ The file is a LevelDB-style log (wandb's own format): a 7-byte header (":W&B", m
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 BLOCK = 32 * 1024
@@ -31,6 +32,8 @@ def run_records(run_file: Path) -> list:
         if kind == 0:
             position += room
             continue
+        if position + HEADER + length > len(data):  # a chunk still being written
+            break
         pieces.append(data[position + HEADER : position + HEADER + length])
         position += HEADER + length
         if kind in (FULL, LAST):
@@ -41,8 +44,23 @@ def run_records(run_file: Path) -> list:
     return records
 
 
+def finished_run_records(run_file: Path, timeout_s: float = 60.0) -> list:
+    """The records of a finished run, once its `exit` record is on disk.
+
+    `run.finish()` can return before wandb's service process has flushed the file's last block (seen on a
+    loaded CI machine: the artifact, summary and exit records were missing), so wait for the exit record."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = run_records(run_file)
+        kinds = [r.WhichOneof("record_type") for r in records]
+        if "exit" in kinds:
+            return records
+        assert time.monotonic() < deadline, f"{run_file}: no exit record after {timeout_s:.0f} s; records {kinds}"
+        time.sleep(0.2)
+
+
 def logged_artifacts(wandb_dir: Path) -> list:
-    """The artifact records of every offline run under `wandb_dir` (a folder holding `wandb/`)."""
+    """The artifact records of every finished offline run under `wandb_dir` (a folder holding `wandb/`)."""
     files = sorted(Path(wandb_dir).glob("wandb/offline-run-*/run-*.wandb"))
     assert files, f"{wandb_dir}: no offline W&B run"
-    return [r.artifact for f in files for r in run_records(f) if r.WhichOneof("record_type") == "artifact"]
+    return [r.artifact for f in files for r in finished_run_records(f) if r.WhichOneof("record_type") == "artifact"]
