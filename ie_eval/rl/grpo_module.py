@@ -12,7 +12,6 @@ trains on missing rewards.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -23,22 +22,18 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.apply_func import move_data_to_device
-from PIL import Image
 
 from ie_eval.data.collate import EditCollator, InputBudget
-from ie_eval.data.datamodule import blank_images
-from ie_eval.data.pairwise import comparison_credits, comparison_tag
-from ie_eval.data.phased import record_facts
-from ie_eval.data.records import MOS_DIMS, EditRecord, overall_mos
+from ie_eval.data.records import MOS_DIMS, EditRecord
 from ie_eval.lit.common import as_config, hyperparameters
 from ie_eval.lit.optim import OptimConfig, build_optimizer
 from ie_eval.losses.grpo import group_advantages, grpo_loss, loss_rows, zero_std_groups
 from ie_eval.losses.regression import huber_loss
 from ie_eval.metrics.correlation import ScoreCorrelations
-from ie_eval.metrics.critique import updated_anywhere
 from ie_eval.metrics.factuality import Factuality
 from ie_eval.metrics.pairwise import ComparisonAccuracy
 from ie_eval.models.adapters import AdapterConfig
+from ie_eval.rl.held_out import HeldOutEvaluation
 from ie_eval.rl.objective import GRPOConfig, check_finite_rewards
 from ie_eval.rl.policy import ReferencePolicy, load_sft_policy, merged_copy
 from ie_eval.rl.rewards import RewardSample
@@ -48,6 +43,7 @@ from ie_eval.rl.rollout import (
     completion_logprobs,
     completion_logprobs_and_entropy,
 )
+from ie_eval.rl.rollout.seeded import prompt_seeds
 from ie_eval.rl.scorers import RewardSourceConfig, RewardUnavailableError, build_scorer
 from ie_eval.rl.terms import build_rewards
 
@@ -69,7 +65,7 @@ class Timer:
             self.seconds[name] += time.perf_counter() - start
 
 
-class GRPOModule(L.LightningModule):
+class GRPOModule(HeldOutEvaluation, L.LightningModule):
     """GRPO fine-tuning of the SFT critic with composable rewards.
 
     Args:
@@ -159,7 +155,7 @@ class GRPOModule(L.LightningModule):
         timer = Timer()
         prompts = self.collate(records)
         with timer("generate"):
-            rollouts = self.sample(prompts)
+            rollouts = self.sample(prompts, seeds=self.rollout_seeds(records))
         with timer("score"):
             rewards = self.score(records, rollouts, stage="train")
         grpo = self.grpo
@@ -186,16 +182,23 @@ class GRPOModule(L.LightningModule):
         return move_data_to_device(self.collator(records), self.device)
 
     @torch.no_grad()
-    def sample(self, prompts: dict[str, Any], sampling: SamplingConfig | None = None, group_size: int | None = None):
+    def sample(self, prompts: dict[str, Any], sampling: SamplingConfig | None = None, group_size: int | None = None,
+               seeds: list[int] | None = None):
         """G completions per prompt from the current policy (eval mode: no dropout while sampling)."""
         was_training = self.model.training
         self.model.eval()
         try:
             with_logprobs = sampling is None and self.grpo.log_sampling_gap  # training rollouts only
             return self.engine.generate(prompts, group_size or self.grpo.group_size, sampling or self.sampling,
-                                        with_logprobs=with_logprobs)
+                                        with_logprobs=with_logprobs, seeds=seeds)
         finally:
             self.model.train(was_training)
+
+    def rollout_seeds(self, records: list[EditRecord]) -> list[int] | None:
+        """Per-prompt seeds of this step's rollouts when `sampling.seed` is set (rank- and batch-independent)."""
+        if self.sampling.seed is None:
+            return None
+        return prompt_seeds(self.sampling.seed, self.global_step, [r.pair_id for r in records])
 
     def score(self, records: list[EditRecord], rollouts: Any, stage: str):
         """Composite reward per completion. If any rank could not get its rewards (reward model
@@ -308,97 +311,14 @@ class GRPOModule(L.LightningModule):
             **{f"train/{k}": v for k, v in stats.items()},
             **{f"time/{k}_s": v for k, v in timer.seconds.items()},
         }
+        longest = values.pop("train/response_length_max")
+        # Every rank logs the same keys; the logged value is the mean over ranks (the longest: their max).
         self.log_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in values.items()},
-                      on_step=True, on_epoch=False, batch_size=prompts, prog_bar=False)
-        self.log("reward", rewards.total.mean(), prog_bar=True, on_step=True, on_epoch=False, batch_size=prompts)
-
-    # --- held-out prompts -----------------------------------------------------------------
-    def validation_step(self, records: list[EditRecord], batch_idx: int) -> None:
-        self.evaluate(records, "val", self.val_head, self.val_text)
-
-    def on_validation_epoch_end(self) -> None:
-        self.log_correlations("val", self.val_head, self.val_text)
-
-    def test_step(self, records: list[EditRecord], batch_idx: int) -> None:
-        self.evaluate(records, "test", self.val_head, self.val_text)
-
-    def on_test_epoch_end(self) -> None:
-        self.log_correlations("test", self.val_head, self.val_text)
-
-    def seeded_rollouts(self, prompts: dict[str, Any]) -> Any:
-        """`eval_samples` critiques per prompt from the fixed evaluation seed (training RNG untouched)."""
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(self.eval_seed)
-            return self.sample(prompts, self.eval_sampling, group_size=self.eval_samples)
-
-    def evaluate(self, records: list[EditRecord], stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
-        """Mean reward of `eval_samples` critiques per held-out prompt (seeded, so the SFT start and later
-        checkpoints are judged on the same draws), head SRCC, SRCC of the group-mean parsed scores, and the
-        critiques' factuality where the prompts carry synthetic facts (with and without the images)."""
-        prompts = self.collate(records)
-        group = self.eval_samples
-        rollouts = self.seeded_rollouts(prompts)
-        facts = [record_facts(r) for r in records]
-        rows = rollouts.prompt_index.tolist()
-        self.val_factuality.update(rollouts.texts, [facts[i] for i in rows])
-        if self.eval_blank_control and any(facts):
-            blank = self.seeded_rollouts(self.collate(blank_images(records, self.blank_image_path())))
-            self.val_blank_factuality.update(blank.texts, [facts[i] for i in blank.prompt_index.tolist()])
-        rewards = self.score(records, rollouts, stage=stage)
-        size = len(records)
-        self.log(f"{stage}/reward_mean", rewards.total.mean(), batch_size=size, prog_bar=True, sync_dist=True)
-        for name, component in rewards.components.items():
-            self.log(f"{stage}/reward_{name}_mean", torch.as_tensor(component.mean), batch_size=size, sync_dist=True)
-        self.log(f"{stage}/response_length", rollouts.lengths.float().mean(), batch_size=size, sync_dist=True)
-        parsed = torch.tensor([list(s.parsed_scores) if s.parsed_scores is not None else [math.nan] * 3
-                               for s in rewards.samples], dtype=torch.float32, device=self.device)
-        overall = self.nan_filled([s.parsed.overall for s in rewards.samples])
-        self.log(f"{stage}/format_rate", (~overall.isnan()).float().mean(), batch_size=size, sync_dist=True)
-        with torch.no_grad():
-            head_scores = self.model(prompts).float()
-        per_prompt = parsed.reshape(size, group, -1).nanmean(dim=1)  # (P, 3); NaN where nothing parsed
-        per_prompt_overall = overall.reshape(size, group).nanmean(dim=1)  # (P,)
-        if any(comparison_tag(r) for r in records):  # which of two edits the critiques prefer (GCPO)
-            self.val_pairs_text.update(comparison_credits(records, per_prompt_overall))
-            self.val_pairs_head.update(comparison_credits(records, head_scores.mean(dim=1)))
-        truth = self.nan_filled([overall_mos(r) for r in records])  # three MOS' mean, or the one MOS
-        keep = ~truth.isnan() & ~per_prompt_overall.isnan()
-        if keep.any():
-            self.val_text_overall.update(per_prompt_overall[keep, None], truth[keep, None])
-        has_mos = prompts["mos_mask"].bool()
-        if has_mos.any():
-            mos = prompts["mos"].float()
-            head.update(head_scores[has_mos], mos[has_mos])
-            keep = has_mos & ~per_prompt.isnan().any(dim=1)
-            if keep.any():
-                text.update(per_prompt[keep], mos[keep])
-
-    def nan_filled(self, values: list[float | None]) -> torch.Tensor:
-        return torch.tensor([math.nan if v is None else v for v in values], dtype=torch.float32, device=self.device)
-
-    def log_correlations(self, stage: str, head: ScoreCorrelations, text: ScoreCorrelations) -> None:
-        metrics = (("head", head), ("text", text), ("text_", self.val_text_overall), ("", self.val_factuality),
-                   ("blank_", self.val_blank_factuality), ("text_", self.val_pairs_text), ("head_", self.val_pairs_head))
-        # Every rank computes (gathers) the same metrics, whichever of them its own prompts updated.
-        updated = updated_anywhere({str(i): metric for i, (_, metric) in enumerate(metrics)})
-        for index, (prefix, metric) in enumerate(metrics):
-            if updated[str(index)]:
-                for name, value in metric.compute().items():
-                    if metric is self.val_text_overall and not name.startswith("overall_"):
-                        continue  # its mean_* is overall_* again, and text_mean_* is the per-dim mean's
-                    prefixed = f"{prefix}_{name}" if prefix in ("head", "text") else f"{prefix}{name}"
-                    if torch.isfinite(value):
-                        self.log(f"{stage}/{prefixed}", value.float())
-            metric.reset()
-
-    def blank_image_path(self) -> Path:
-        """A mid-gray PNG for the no-vision control, written once under the run directory."""
-        path = Path(self.trainer.default_root_dir if self._trainer is not None else ".") / "blank.png"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.new("RGB", (64, 64), (128, 128, 128)).save(path)
-        return path
+                      on_step=True, on_epoch=False, batch_size=prompts, prog_bar=False, sync_dist=True)
+        self.log("train/response_length_max", longest, on_step=True, on_epoch=False, batch_size=prompts,
+                 sync_dist=True, reduce_fx="max")
+        self.log("reward", rewards.total.mean(), prog_bar=True, on_step=True, on_epoch=False, batch_size=prompts,
+                 sync_dist=True)
 
     # --- export ---------------------------------------------------------------------------
     def export_pretrained(self, directory: str | Path) -> Path:

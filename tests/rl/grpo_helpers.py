@@ -3,14 +3,14 @@
 TINY_PIXELS = 4096
 
 
-def grpo_module(policy_dir, reward_source, adapter=None, rewards=None, **grpo):
+def grpo_module(policy_dir, reward_source, adapter=None, rewards=None, sampling_seed=None, **grpo):
     from ie_eval.rl.grpo_module import GRPOModule
 
     return GRPOModule(
         policy=str(policy_dir),
         adapter=adapter or {"kind": "full"},
         grpo={"group_size": 2, "beta": 0.04, **grpo},
-        sampling={"temperature": 1.0, "max_new_tokens": 8},
+        sampling={"temperature": 1.0, "max_new_tokens": 8, "seed": sampling_seed},
         eval_sampling={"temperature": 0.0, "max_new_tokens": 8},
         reward_source=reward_source,
         rewards=rewards or [{"name": "re_reward", "weight": 1.0}, {"name": "format", "weight": 0.2}],

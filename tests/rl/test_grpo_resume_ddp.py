@@ -4,37 +4,10 @@ weights (the prompt stream's position, the rollout generators and the optimizer 
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
-
 import torch
+from grpo_ddp_helpers import run, steps
 
-SCRIPT = Path(__file__).with_name("ddp_grpo_resume.py")
 STEPS, KILL = 4, 3  # checkpoints at steps 2 and 4: the kill as step 3 starts resumes from step 2
-
-
-def run(root: Path, policy: Path, reward: Path, manifest: Path, mode: str = "", killed: bool = False) -> None:
-    root.mkdir(exist_ok=True)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(SCRIPT.parent))
-    process = subprocess.Popen([sys.executable, str(SCRIPT), str(policy), str(reward), str(manifest), str(root), mode],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=root,
-                               start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=400)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    expected = -signal.SIGKILL if killed else 0
-    assert process.returncode == expected, output[-4000:]
-
-
-def steps(root: Path, rank: int) -> list[dict]:
-    return [json.loads(line) for line in (root / f"rank{rank}.steps.jsonl").read_text().splitlines()]
 
 
 def test_a_killed_two_process_grpo_run_resumes_onto_the_uninterrupted_weights(

@@ -7,6 +7,7 @@ their images). Rollouts hold G completions per prompt, prompt p's at rows p * G 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,12 +16,18 @@ import torch
 
 @dataclass
 class SamplingConfig:
-    """Decoding of rollouts: temperature 0 is greedy; top_p < 1 nucleus sampling; top_k 0 = off."""
+    """Decoding of rollouts: temperature 0 is greedy; top_p < 1 nucleus sampling; top_k 0 = off.
+
+    seed: None draws from torch's global generator (set by `seed_everything`, restored on resume). An int
+    draws each prompt's G samples from its own generator, seeded by (seed, step, prompt id)
+    (`rollout.seeded`): rollouts then do not depend on the batch, rank or world size a prompt lands in.
+    """
 
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
     max_new_tokens: int = 256
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0 or self.max_new_tokens < 1:
@@ -59,11 +66,16 @@ class Rollouts:
 
 
 class RolloutEngine(ABC):
-    """Samples G completions per prompt from the current policy."""
+    """Samples G completions per prompt from the current policy.
+
+    seeds: one per prompt (`rollout.seeded.prompt_seeds`): prompt p's samples come from a generator of
+    `seeds[p]` alone; None: from torch's global generator.
+    """
 
     @abstractmethod
     def generate(
-        self, prompt_batch: dict[str, Any], group_size: int, sampling: SamplingConfig, with_logprobs: bool = False
+        self, prompt_batch: dict[str, Any], group_size: int, sampling: SamplingConfig, with_logprobs: bool = False,
+        seeds: Sequence[int] | None = None,
     ) -> Rollouts: ...
 
     def sync_weights(self) -> None:

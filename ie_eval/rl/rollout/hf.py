@@ -18,11 +18,13 @@ runs the repeated-prompt path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from transformers.cache_utils import Cache, DynamicLayer, LinearAttentionCacheLayerMixin
+from transformers.generation.logits_process import LogitsProcessorList
 
 from ie_eval.data.collate import model_inputs
 from ie_eval.models.sharding import parameters_sharded
@@ -34,6 +36,7 @@ from ie_eval.rl.rollout.base import (
     multimodal_token_ids,
 )
 from ie_eval.rl.rollout.logprobs import TOKEN_KEYS, repeat_prompts
+from ie_eval.rl.rollout.seeded import SeededSampler, row_uniforms
 
 
 def repeat_cache(cache: Cache, repeats: int) -> None:
@@ -73,17 +76,27 @@ class HFRolloutEngine(RolloutEngine):
 
     @torch.no_grad()
     def generate(
-        self, prompt_batch: dict[str, Any], group_size: int, sampling: SamplingConfig, with_logprobs: bool = False
+        self, prompt_batch: dict[str, Any], group_size: int, sampling: SamplingConfig, with_logprobs: bool = False,
+        seeds: Sequence[int] | None = None,
     ) -> Rollouts:
         inputs = model_inputs(prompt_batch)
         prompts, prompt_length = inputs["input_ids"].shape
         backbone = self.model.backbone
+        sampler = None
+        kwargs = self.generate_kwargs(sampling, with_logprobs)
+        if seeds is not None and not sampling.greedy:
+            if len(seeds) != prompts:
+                raise ValueError(f"generate: {len(seeds)} seeds for {prompts} prompts")
+            uniforms = row_uniforms(seeds, group_size, sampling.max_new_tokens, inputs["input_ids"].device)
+            sampler = SeededSampler(uniforms, sampling, self.suppressed)
+            greedy = self.generate_kwargs(SamplingConfig(0.0, max_new_tokens=sampling.max_new_tokens), False)
+            kwargs = greedy | {"logits_processor": LogitsProcessorList([sampler])}  # the sampler's pick is the argmax
         try:
             if self.share_prefill:
                 start = self.prefill_once(inputs, group_size)
             else:
                 start = repeat_prompts(self.model, prompt_batch, group_size)
-            output = backbone.generate(**start, **self.generate_kwargs(sampling, with_logprobs))
+            output = backbone.generate(**start, **kwargs)
         finally:
             for module in _rope_delta_modules(backbone):
                 module.rope_deltas = None  # never leave decoding state behind for the next forward
@@ -93,7 +106,9 @@ class HFRolloutEngine(RolloutEngine):
         tokenizer = self.model.processor.tokenizer
         texts = [tokenizer.decode(row[m.bool()], skip_special_tokens=True) for row, m in zip(ids, mask, strict=True)]
         sampling_logp = None
-        if with_logprobs:
+        if with_logprobs and sampler is not None:
+            sampling_logp = sampler.sampling_logp()[:, : ids.shape[1]].float() * mask
+        elif with_logprobs:
             scores = torch.stack(output.scores, dim=1).float()  # (N, L, V), what each token was drawn from
             sampling_logp = F.log_softmax(scores, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
         return Rollouts(

@@ -114,12 +114,17 @@ class VLLMRolloutEngine(RolloutEngine):
 
     # --- sampling -------------------------------------------------------------------------
     def generate(
-        self, prompt_batch: dict[str, Any], group_size: int, sampling: SamplingConfig, with_logprobs: bool = False
+        self, prompt_batch: dict[str, Any], group_size: int, sampling: SamplingConfig, with_logprobs: bool = False,
+        seeds: Sequence[int] | None = None,
     ) -> Rollouts:
         prompts = vllm_prompts(prompt_batch)
-        seed = int(torch.randint(0, 2**31 - 1 - len(prompts) * group_size, ()))  # follows torch's seeding
-        params = [self.sampling_params(sampling, group_size, with_logprobs, seed + p * group_size)
-                  for p in range(len(prompts))]
+        if seeds is None:  # follows torch's seeding
+            first = int(torch.randint(0, 2**31 - 1 - len(prompts) * group_size, ()))
+            seeds = [first + p * group_size for p in range(len(prompts))]
+        elif len(seeds) != len(prompts):
+            raise ValueError(f"generate: {len(seeds)} seeds for {len(prompts)} prompts")
+        # vLLM's per-request seed draws a request's samples from its own generator, whatever the batch.
+        params = [self.sampling_params(sampling, group_size, with_logprobs, int(seed) % 2**31) for seed in seeds]
         self.wake(("weights", "kv_cache"))
         try:
             outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
