@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import lightning as L
@@ -65,15 +64,10 @@ class ExportPretrained(L.Callback):
         if best and load_best:
             final_state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
             pl_module.load_state_dict(load_state_dict_safely(best))
-        # A module may export differently from its model (GRPO merges its adapter first).
+        # A module may export differently from its model (GRPO merges its adapter first). Every export is
+        # written beside the target and swapped in whole (`models.export.atomic_export`).
         export = getattr(pl_module, "export_pretrained", None) or pl_module.model.save_pretrained
-        # Written beside the target and swapped in, so a failed export leaves the earlier one intact.
-        partial = target.with_name(f".{target.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        export(partial)
-        if target.exists():
-            shutil.rmtree(target)
-        partial.rename(target)
+        export(target)
         if final_state is not None:
             pl_module.load_state_dict(final_state)
         log.info("exported %s to %s", best or "final weights", target)

@@ -23,6 +23,7 @@ from ie_eval.data.pretrain.tasks import FALSE_WORD, TASKS, TRUE_WORD
 from ie_eval.lit.common import as_config, hyperparameters
 from ie_eval.lit.optim import OptimConfig, build_optimizer, split_vision
 from ie_eval.models.backbone import load_backbone
+from ie_eval.models.export import atomic_export
 
 BUDGET_FILE = "input_budget.json"
 
@@ -103,10 +104,10 @@ class PretrainModule(L.LightningModule):
         return build_optimizer(language, [], self.optim_config, int(self.trainer.estimated_stepping_batches), vision_params=vision)
 
     def export_pretrained(self, directory: str | Path) -> Path:
-        """The backbone as a Hugging Face checkpoint directory, plus the collator budget it was trained with."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(directory)
-        self.processor.save_pretrained(directory)
-        (directory / BUDGET_FILE).write_text(json.dumps(self.input_budget, indent=2) + "\n")
-        return directory
+        """The backbone as a Hugging Face checkpoint directory, plus the collator budget it was trained with
+        (written last: an export without it is unfinished), whole or not at all (`atomic_export`)."""
+        with atomic_export(directory, BUDGET_FILE) as partial:
+            self.model.save_pretrained(partial)
+            self.processor.save_pretrained(partial)
+            (partial / BUDGET_FILE).write_text(json.dumps(self.input_budget, indent=2) + "\n")
+        return Path(directory)

@@ -4,30 +4,14 @@ import json
 import os
 
 import pytest
-import torch
 
 from ie_eval.cli import main as cli_main
 from ie_eval.commands.outputs import OutputExistsError
 from ie_eval.data.readers import read_manifest
 from ie_eval.data.writers import write_manifest
-from ie_eval.models.critic import CriticModel
-from ie_eval.models.heads import HeadConfig
-from ie_eval.models.reward_model import RewardModel
 from ie_eval.progress import NO_PROGRESS_ENV
 
 EARLIER = "an earlier run's output\n"
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """{"rm": dir, "critic": dir}: tiny exports, small image budget."""
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("exports")
-    rm = RewardModel.build("tiny-qwen3-vl", head=HeadConfig(hidden_size=16, dropout=0.0))
-    critic = CriticModel.build("tiny-qwen3-vl", head=HeadConfig(hidden_size=16, dropout=0.0))
-    for model in (rm, critic):
-        model.input_budget = {"max_pixels": 4096, "min_pixels": 1024, "max_length": 2048}
-    return {"rm": rm.save_pretrained(root / "rm"), "critic": critic.save_pretrained(root / "critic")}
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ rows already written and ends with what an uninterrupted run writes."""
 import json
 
 import pytest
-import torch
 
 from ie_eval.cli import main as cli_main
 from ie_eval.commands.outputs import OutputExistsError, partial_path, read_complete_lines
@@ -12,25 +11,11 @@ from ie_eval.data.readers import read_manifest
 from ie_eval.data.writers import write_manifest
 from ie_eval.eval.scorers import FullReferenceScorer
 from ie_eval.models.critic import CriticModel
-from ie_eval.models.heads import HeadConfig
-from ie_eval.models.reward_model import RewardModel
 from ie_eval.serve.scoring import RewardScoring
 
 
 class Interrupted(RuntimeError):
     """What the patched step raises in place of a kill."""
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """{"rm": dir, "critic": dir}: tiny exports, small image budget."""
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("exports")
-    rm = RewardModel.build("tiny-qwen3-vl", head=HeadConfig(hidden_size=16, dropout=0.0))
-    critic = CriticModel.build("tiny-qwen3-vl", head=HeadConfig(hidden_size=16, dropout=0.0))
-    for model in (rm, critic):
-        model.input_budget = {"max_pixels": 4096, "min_pixels": 1024, "max_length": 2048}
-    return {"rm": rm.save_pretrained(root / "rm"), "critic": critic.save_pretrained(root / "critic")}
 
 
 @pytest.fixture(scope="module")

@@ -153,3 +153,22 @@ def test_curriculum_stages_switch_the_task_mix_at_their_step() -> None:
     assert len({stream[i].task for i in range(30, 400)}) == 4
     with pytest.raises(ValueError, match="increase"):
         build_curriculum(base, [{"until_step": 5}, {"until_step": 5}])
+
+
+def test_a_pretrain_export_that_fails_mid_write_keeps_the_earlier_one(tmp_path, monkeypatch) -> None:
+    module = tiny_module()
+    module.input_budget = dict(BUDGET)
+    target = tmp_path / "export"
+    module.export_pretrained(target)
+    before = sorted(p.name for p in target.iterdir())
+    assert "input_budget.json" in before
+
+    def broken(directory):
+        (Path(directory) / "half-written").write_text("x")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(module.processor, "save_pretrained", broken)
+    with pytest.raises(OSError, match="disk full"):
+        module.export_pretrained(target)
+    assert sorted(p.name for p in target.iterdir()) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no temporary directory left beside it
