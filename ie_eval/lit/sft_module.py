@@ -110,7 +110,8 @@ class SFTModule(ScoringStageModule):
     def _losses(self, batch: dict[str, Any], active: tuple[str, ...]) -> tuple[dict[str, torch.Tensor], Any]:
         outputs = self.model.sft_forward(batch)
         parts = sft_loss(
-            outputs.token_logits, outputs.token_targets, outputs.scores, batch["mos"], batch["mos_mask"],
+            outputs.token_predictions(self.loss_config.ce_chunk_tokens), outputs.token_targets, outputs.scores,
+            batch["mos"], batch["mos_mask"],
             self.loss_config, active,
         )
         return parts, outputs

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
 from ie_eval.data.collate import END_OF_TURN, model_inputs, pad_id
 from ie_eval.data.critique_format import ParsedCritique, check_critique_format, parse_critique
 from ie_eval.data.records import MOS_DIMS
+from ie_eval.losses.linear_ce import HeadInputs
 from ie_eval.losses.sft import critique_token_positions
 from ie_eval.models.adapters import VISION_PROJECTIONS
 from ie_eval.models.backbone import Backbone
@@ -45,14 +47,28 @@ class SFTOutputs:
     """One teacher-forced pass over prompt + critique.
 
     scores: (B, D) regression head on the prompt's pooled state.
-    token_logits: (N, V) LM logits at the N positions whose next token is a critique token.
+    token_hidden: (N, H) final hidden states at the N positions whose next token is a critique token.
     token_targets: (N,) those next tokens; token_rows: (N,) which sample each belongs to.
+    lm_head: the backbone's output embedding (its `token_logits` are the (N, V) LM logits).
     """
 
     scores: torch.Tensor
-    token_logits: torch.Tensor
+    token_hidden: torch.Tensor
     token_targets: torch.Tensor
     token_rows: torch.Tensor
+    lm_head: nn.Module
+
+    @property
+    def token_logits(self) -> torch.Tensor:
+        return self.lm_head(self.token_hidden)
+
+    def token_predictions(self, chunk_tokens: int | None) -> torch.Tensor | HeadInputs:
+        """What CE is taken of: the head's `HeadInputs` for chunked CE where the head is a plain bias-free
+        Linear on whole weights, else (None, a wrapped head, FSDP / ZeRO-3 shards) the logits themselves."""
+        head = self.lm_head
+        plain = (type(head) is nn.Linear and head.bias is None and type(head.weight.data) is torch.Tensor
+                 and not hasattr(head.weight, "ds_id"))
+        return HeadInputs(self.token_hidden, head.weight) if chunk_tokens and plain else self.token_logits
 
 
 @dataclass
@@ -117,8 +133,8 @@ class CriticModel(RewardModel):
         hidden = self.final_hidden_states(batch)  # (B, T, H)
         scores = self.head(self.pool(hidden, batch))
         rows, cols, targets = critique_token_positions(batch["labels"], batch["has_critique"])
-        logits = self.backbone.get_output_embeddings()(hidden[rows, cols])  # (N, V)
-        return SFTOutputs(scores=scores, token_logits=logits, token_targets=targets, token_rows=rows)
+        return SFTOutputs(scores=scores, token_hidden=hidden[rows, cols], token_targets=targets, token_rows=rows,
+                          lm_head=self.backbone.get_output_embeddings())
 
     # --- inference ----------------------------------------------------------------------
     @torch.no_grad()

@@ -64,6 +64,9 @@ class TinyPreset:
     # Offline tokenizer corpus (`tokenizer_offline.CORPORA`): "builtin", or "synth-world" for a
     # backbone pretrained on the synthetic world.
     tokenizer: str = "builtin"
+    # Embedding / LM-head rows; None: the tokenizer's size. A real size (Qwen3.5: 248320) builds the real
+    # vocabulary's cost for benchmarks; the ids above the tokenizer's are never produced by it.
+    vocab_size: int | None = None
 
 
 _PRESETS: dict[str, TinyPreset] = {
@@ -128,8 +131,10 @@ def _token_ids(tokenizer: PreTrainedTokenizerBase) -> dict[str, int]:
 
 def _text_kwargs(preset: TinyPreset, ids: dict[str, int]) -> dict[str, object]:
     """Text-decoder fields common to the three families."""
+    if preset.vocab_size is not None and preset.vocab_size < ids["vocab_size"]:
+        raise ValueError(f"{preset.name}: vocab_size {preset.vocab_size} is below the tokenizer's {ids['vocab_size']}")
     return {
-        "vocab_size": ids["vocab_size"],
+        "vocab_size": preset.vocab_size or ids["vocab_size"],
         "hidden_size": preset.hidden_size,
         "intermediate_size": preset.intermediate_size,
         "num_hidden_layers": preset.num_hidden_layers,

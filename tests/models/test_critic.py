@@ -36,6 +36,35 @@ def test_sft_forward_logits_are_the_lm_heads_at_the_critique_positions(records):
     torch.testing.assert_close(outputs.token_logits, full[rows, cols], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("adapter", ["full", "lora"])
+def test_chunked_critique_ce_gives_the_plain_loss_and_gradients(records, adapter):
+    from ie_eval.losses.linear_ce import HeadInputs
+    from ie_eval.losses.sft import SFTLossConfig, sft_loss
+
+    torch.manual_seed(0)
+    model = CriticModel.build("tiny-qwen3-vl")
+    model.attach_adapter(AdapterConfig(kind=adapter, r=4, alpha=8))
+    model.eval()  # no dropout: the two passes see the same network
+    batch = collate(model, records, "train")
+    results = []
+    for chunk in (None, 7):
+        model.zero_grad(set_to_none=True)
+        outputs = model.sft_forward(batch)
+        predictions = outputs.token_predictions(chunk)
+        assert isinstance(predictions, HeadInputs) == (chunk is not None)
+        parts = sft_loss(predictions, outputs.token_targets, outputs.scores, batch["mos"], batch["mos_mask"],
+                         SFTLossConfig(ce_chunk_tokens=chunk))
+        parts["loss"].backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((parts["ce"].detach(), grads))
+    (plain_ce, plain_grads), (chunked_ce, chunked_grads) = results
+    torch.testing.assert_close(chunked_ce, plain_ce, rtol=1e-5, atol=1e-6)
+    assert plain_grads.keys() == chunked_grads.keys()
+    assert any("lm_head" in n for n in plain_grads) == (adapter == "full")  # LoRA leaves the head frozen
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(chunked_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_head_reads_the_prompt_so_training_score_only_and_generation_batches_agree(records):
     model = CriticModel.build("tiny-qwen3-vl").eval()
     with torch.no_grad():

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One prepared GPU run of the performance benchmarks on real-size architectures with random weights
+# (benchmarks/architectures/*.json; nothing downloaded). Target: under 8 minutes on one H200.
+#   bash benchmarks/gpu_suite.sh [OUT_DIR]      (default benchmarks/results/gpu)
+# Needs torch with CUDA, transformers, peft (the GPU image has them). Each step has its own time limit,
+# so one slow benchmark cannot take the others' time; a step that fails is reported and the rest run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${1:-benchmarks/results/gpu}"
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
+PY="${PYTHON:-python}"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+"$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
+  >> "$OUT/gpu.txt" 2>&1
+
+step() {  # step NAME SECONDS COMMAND...
+  local name="$1" limit="$2"; shift 2
+  local start=$SECONDS
+  timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
+  echo "$name: exit $? after $((SECONDS - start)) s" | tee -a "$OUT/summary.txt"
+}
+
+# CE at the 9B's width and Qwen3.5's vocabulary, 8k critique tokens: chunked vs the plain logits (peak memory).
+step linear_ce 90 "$PY" benchmarks/linear_ce.py --device cuda --dtype bfloat16 --tokens 8192 --hidden 4096 \
+  --vocab 248320 --chunk 2048 --repeats 5 --out "$OUT/linear_ce.json"
+# Score-only on the 9B architecture: two 512 x 512 images per sample.
+step score_only 150 "$PY" benchmarks/score_only.py --device cuda --dtype bfloat16 --architectures qwen3.5-9b \
+  --image-side 512 --samples 32 --batch-size 8 --repeats 3 --out "$OUT/score_only.json"
+# Rollouts at G = 8 on the 4B architecture: shared prefill vs plain generate on repeated prompts.
+step rollouts 180 "$PY" benchmarks/rollouts.py --device cuda --dtype bfloat16 --presets qwen3.5-4b \
+  --prompts 4 --image-sides 512 --new-tokens 32 128 --repeats 2 --out "$OUT/rollouts.json"
+cat "$OUT/summary.txt"

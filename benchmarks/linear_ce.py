@@ -1,0 +1,158 @@
+"""Critique CE at the real vocabulary: chunked linear cross-entropy against the plain (N, V) logits.
+
+Both paths take the same hidden states (N, H), LM-head weight (V = 248,320, Qwen3.5's vocabulary) and
+targets, and are checked to give the same loss and gradients before timing. Each path runs in its own
+process, so its peak resident memory above the inputs (the kernel's high-water mark VmHWM, reset once
+the inputs exist, minus the resident size then) is its own; on CUDA, the allocator's peak. Time: the median of `--repeats` forward + backward passes after one warm-up.
+The head is frozen (LoRA: only dH) or trained (full fine-tuning: dH and dW).
+
+    .venv/bin/python benchmarks/linear_ce.py [--tokens 512] [--hidden 1024] [--vocab 248320] [--chunk 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ie_eval.losses.linear_ce import linear_cross_entropy, plain_linear_cross_entropy
+
+RESULTS = Path(__file__).resolve().parent / "results" / "linear_ce.json"
+
+
+def inputs(tokens: int, hidden: int, vocab: int, trained_head: bool, device: str, dtype: torch.dtype):
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randn(tokens, hidden, generator=generator).to(device, dtype).requires_grad_()
+    w = (torch.randn(vocab, hidden, generator=generator) / hidden**0.5).to(device, dtype)
+    targets = torch.randint(0, vocab, (tokens,), generator=generator).to(device)
+    return h, w.requires_grad_(trained_head), targets
+
+
+def loss_of(path: str, chunk: int):
+    if path == "plain":
+        return plain_linear_cross_entropy
+    return lambda h, w, t: linear_cross_entropy(h, w, t, chunk)
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as file:
+        return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def reset_peak_resident() -> None:
+    """Start the kernel's high-water mark (VmHWM) afresh, so making the inputs does not count."""
+    with open("/proc/self/clear_refs", "w") as file:
+        file.write("5")
+
+
+def peak_resident_bytes() -> int:
+    with open("/proc/self/status") as file:
+        line = next(line for line in file if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """One path in this process: its time per pass and its peak memory above the inputs."""
+    torch.manual_seed(0)
+    dtype = getattr(torch, args.dtype)
+    h, w, targets = inputs(args.tokens, args.hidden, args.vocab, args.trained_head, args.device, dtype)
+    fn = loss_of(args.path, args.chunk)
+    cuda = args.device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        reset_peak_resident()
+        base = resident_bytes()
+    times = []
+    for _ in range(args.repeats + 1):
+        h.grad = w.grad = None
+        start = time.perf_counter()
+        fn(h, w, targets).backward()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated() if cuda else peak_resident_bytes()
+    return {"seconds": statistics.median(times[1:]), "peak_bytes_above_inputs": peak - base}
+
+
+def check_agreement(tokens: int, hidden: int, vocab: int, chunk: int, device: str, dtype: torch.dtype) -> float:
+    """Max relative difference of loss, dH and dW between the paths (on a slice small enough to run both)."""
+    h, w, targets = inputs(tokens, hidden, vocab, True, device, dtype)
+    results = []
+    for path in ("plain", "chunked"):
+        loss = loss_of(path, chunk)(h, w, targets)
+        results.append([loss.detach(), *torch.autograd.grad(loss, (h, w))])
+    chunked, plain = results[1], results[0]
+    return max(float((a.float() - b.float()).norm() / b.float().norm().clamp(min=1e-12))
+               for a, b in zip(chunked, plain, strict=True))
+
+
+def run_worker(base: list[str], path: str, trained_head: bool) -> dict:
+    command = [sys.executable, __file__, "--worker", "--path", path, *base] + (["--trained-head"] if trained_head else [])
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=dict(os.environ))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=512)
+    parser.add_argument("--hidden", type=int, default=1024)
+    parser.add_argument("--vocab", type=int, default=248320)
+    parser.add_argument("--chunk", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--path", choices=("plain", "chunked"), help=argparse.SUPPRESS)
+    parser.add_argument("--trained-head", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    difference = check_agreement(min(args.tokens, 256), args.hidden, args.vocab, min(args.chunk, 64), args.device,
+                                 getattr(torch, args.dtype))
+    tolerance = 1e-4 if args.dtype == "float32" else 2e-2
+    assert difference < tolerance, f"chunked and plain CE disagree: relative difference {difference:.2e}"
+    base = ["--tokens", str(args.tokens), "--hidden", str(args.hidden), "--vocab", str(args.vocab),
+            "--chunk", str(args.chunk), "--repeats", str(args.repeats), "--device", args.device, "--dtype", args.dtype]
+    rows = []
+    for trained_head in (False, True):
+        measured = {path: run_worker(base, path, trained_head) for path in ("plain", "chunked")}
+        plain, chunked = measured["plain"], measured["chunked"]
+        rows.append({
+            "head": "trained" if trained_head else "frozen",
+            "plain_s": plain["seconds"], "chunked_s": chunked["seconds"],
+            "time_ratio": chunked["seconds"] / plain["seconds"],
+            "plain_peak_mb": plain["peak_bytes_above_inputs"] / 2**20,
+            "chunked_peak_mb": chunked["peak_bytes_above_inputs"] / 2**20,
+            "memory_ratio": chunked["peak_bytes_above_inputs"] / max(1, plain["peak_bytes_above_inputs"]),
+        })
+    print(f"tokens {args.tokens}, hidden {args.hidden}, vocab {args.vocab}, chunk {args.chunk}, {args.dtype} on "
+          f"{args.device}; paths agree to {difference:.1e} (relative)")
+    print("| LM head | plain s | chunked s | time ratio | plain peak MB | chunked peak MB | memory ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['head']} | {row['plain_s']:.2f} | {row['chunked_s']:.2f} | {row['time_ratio']:.2f} | "
+              f"{row['plain_peak_mb']:.0f} | {row['chunked_peak_mb']:.0f} | {row['memory_ratio']:.3f} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    settings = {k: v for k, v in vars(args).items() if k in ("tokens", "hidden", "vocab", "chunk", "repeats", "device",
+                                                             "dtype")}
+    args.out.write_text(json.dumps({
+        "benchmark": "linear_ce", "settings": settings, "agreement_relative": difference, "rows": rows,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
+    }, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

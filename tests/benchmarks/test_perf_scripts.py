@@ -1,0 +1,55 @@
+"""The performance benchmarks run end to end at toy sizes (each checks its paths agree before timing),
+and the bundled real-size architectures are valid preset overrides of the sizes they claim."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ie_eval.models.tiny_presets import get_preset, tiny_config
+from ie_eval.models.tokenizer_offline import build_offline_tokenizer
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def run(script: str, tmp_path: Path, *args: str) -> dict:
+    out = tmp_path / f"{script}.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / f"{script}.py"), *args, "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=BENCHMARKS.parent)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| " in done.stdout  # the table
+    return json.loads(out.read_text())
+
+
+def test_linear_ce_benchmark(tmp_path):
+    result = run("linear_ce", tmp_path, "--tokens", "64", "--hidden", "32", "--vocab", "5000", "--chunk", "16",
+                 "--repeats", "1")
+    assert result["agreement_relative"] < 1e-4
+    assert {row["head"] for row in result["rows"]} == {"frozen", "trained"}
+    assert all(row["plain_peak_mb"] > 0 and row["time_ratio"] > 0 for row in result["rows"])
+
+
+def test_rollouts_benchmark(tmp_path):
+    result = run("rollouts", tmp_path, "--presets", "tiny-qwen3-vl", "--prompts", "2", "--image-sides", "64",
+                 "--new-tokens", "4", "--repeats", "1")
+    (row,) = result["rows"]
+    assert row["group_size"] == 8 and row["new_tokens"] > 0 and row["speedup"] > 0
+
+
+def test_score_only_benchmark(tmp_path):
+    result = run("score_only", tmp_path, "--architectures", "tiny-qwen3-vl", "--samples", "2", "--batch-size", "2",
+                 "--image-side", "64", "--repeats", "1")
+    (row,) = result["rows"]
+    assert row["max_abs_difference"] < 1e-4 and row["speedup"] > 0
+
+
+@pytest.mark.parametrize("name", ["qwen3.5-0.8b", "qwen3.5-4b", "qwen3.5-9b"])
+def test_bundled_architectures_are_valid_overrides(name):
+    spec = json.loads((BENCHMARKS / "architectures" / f"{name}.json").read_text())
+    preset = get_preset(spec["preset"], **{k: tuple(v) if isinstance(v, list) else v
+                                           for k, v in spec["overrides"].items()})
+    config = tiny_config(preset, build_offline_tokenizer(preset.family, preset.tokenizer)).get_text_config()
+    assert config.vocab_size == 248320
+    assert len(config.layer_types) == config.num_hidden_layers and config.hidden_size >= 1024
