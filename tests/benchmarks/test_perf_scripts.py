@@ -53,3 +53,10 @@ def test_bundled_architectures_are_valid_overrides(name):
     config = tiny_config(preset, build_offline_tokenizer(preset.family, preset.tokenizer)).get_text_config()
     assert config.vocab_size == 248320
     assert len(config.layer_types) == config.num_hidden_layers and config.hidden_size >= 1024
+
+
+def test_grpo_step_benchmark_against_trl(tmp_path):
+    result = run("grpo_step", tmp_path, "--prompts-per-step", "1", "--group", "2", "--new-tokens", "4",
+                 "--image-side", "256", "--steps", "2", "--warmup", "1")
+    assert set(result["rows"]) == {"ours", "trl"} and result["ratio"] > 0
+    assert set(result["rows"]["ours"]["split_s"]) == {"generate", "score", "update"}
