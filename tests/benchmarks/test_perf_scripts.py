@@ -60,3 +60,12 @@ def test_grpo_step_benchmark_against_trl(tmp_path):
                  "--image-side", "256", "--steps", "2", "--warmup", "1")
     assert set(result["rows"]) == {"ours", "trl"} and result["ratio"] > 0
     assert set(result["rows"]["ours"]["split_s"]) == {"generate", "score", "update"}
+
+
+@pytest.mark.parametrize("adapter", ["full", "lora"])
+def test_sft_step_benchmark(tmp_path, adapter):
+    result = run("sft_step", tmp_path, "--vocab", "2000", "--hidden", "32", "--layers", "2", "--batch", "2",
+                 "--repeats", "1", "--adapter", adapter)
+    assert abs(result["losses"]["ours"] - result["losses"]["plain"]) < 1e-4 * max(1.0, result["losses"]["plain"])
+    assert {row["path"] for row in result["rows"]} == {"ours", "plain"}
+    assert all(row["tokens_per_s"] > 0 and row["critique_tokens"] > 0 for row in result["rows"])
