@@ -78,6 +78,13 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         return dh, dw, None, None
 
 
+def chunkable_head(head: Any) -> bool:
+    """Whether the chunked paths can read this LM head's weight: a plain bias-free Linear on whole
+    weights (not wrapped by an adapter, not an FSDP DTensor or a ZeRO-3 shard)."""
+    return (type(head) is torch.nn.Linear and head.bias is None and type(head.weight.data) is torch.Tensor
+            and not hasattr(head.weight, "ds_id"))
+
+
 def linear_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk_tokens: int = DEFAULT_CHUNK_TOKENS
 ) -> torch.Tensor:

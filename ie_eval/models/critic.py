@@ -24,7 +24,7 @@ from torch import nn
 from ie_eval.data.collate import END_OF_TURN, model_inputs, pad_id
 from ie_eval.data.critique_format import ParsedCritique, check_critique_format, parse_critique
 from ie_eval.data.records import MOS_DIMS
-from ie_eval.losses.linear_ce import HeadInputs
+from ie_eval.losses.linear_ce import HeadInputs, chunkable_head
 from ie_eval.losses.sft import critique_token_positions
 from ie_eval.models.adapters import VISION_PROJECTIONS
 from ie_eval.models.backbone import Backbone
@@ -65,10 +65,9 @@ class SFTOutputs:
     def token_predictions(self, chunk_tokens: int | None) -> torch.Tensor | HeadInputs:
         """What CE is taken of: the head's `HeadInputs` for chunked CE where the head is a plain bias-free
         Linear on whole weights, else (None, a wrapped head, FSDP / ZeRO-3 shards) the logits themselves."""
-        head = self.lm_head
-        plain = (type(head) is nn.Linear and head.bias is None and type(head.weight.data) is torch.Tensor
-                 and not hasattr(head.weight, "ds_id"))
-        return HeadInputs(self.token_hidden, head.weight) if chunk_tokens and plain else self.token_logits
+        if chunk_tokens and chunkable_head(self.lm_head):
+            return HeadInputs(self.token_hidden, self.lm_head.weight)
+        return self.token_logits
 
 
 @dataclass

@@ -250,12 +250,12 @@ class GRPOModule(HeldOutEvaluation, L.LightningModule):
         """
         ids, mask, group = rollouts.completion_ids, rollouts.completion_mask, self.grpo.group_size
         temperature = self.sampling.temperature or 1.0  # log-probs of the distribution that was sampled
-        micro = self.grpo.logprob_micro_batch
+        micro, chunk = self.grpo.logprob_micro_batch, self.grpo.logprob_chunk_tokens
         with torch.no_grad():
             ref_logp = None
             if self.grpo.beta != 0.0:
                 with self.reference.active() as reference:
-                    ref_logp = completion_logprobs(reference, prompts, ids, mask, group, temperature, micro)
+                    ref_logp = completion_logprobs(reference, prompts, ids, mask, group, temperature, micro, chunk_tokens=chunk)
             needs_weak = self.grpo.aux_weak_weight > 0 and not bool(prompts["mos_mask"].all())
             weak_targets = self.reference.head_scores(prompts) if needs_weak else None
         old_logp = None
@@ -263,14 +263,15 @@ class GRPOModule(HeldOutEvaluation, L.LightningModule):
         totals: dict[str, float] = defaultdict(float)
         for epoch in range(self.grpo.ppo_epochs):
             if epoch == 0:
-                logp, entropy = completion_logprobs_and_entropy(self.model, prompts, ids, mask, group, temperature, micro)
+                logp, entropy = completion_logprobs_and_entropy(self.model, prompts, ids, mask, group, temperature, micro,
+                                                                chunk_tokens=chunk)
                 totals["entropy"] = float((entropy.detach() * mask).sum() / mask.sum().clamp(min=1))
                 old_logp = logp.detach()
                 if rollouts.sampling_logp is not None:  # the engine's and the trainer's view of the same tokens
                     gap = (old_logp - rollouts.sampling_logp.to(old_logp)).abs() * mask
                     totals["sampling_logp_gap"] = float(gap.sum() / mask.sum().clamp(min=1))
             else:
-                logp = completion_logprobs(self.model, prompts, ids, mask, group, temperature, micro)
+                logp = completion_logprobs(self.model, prompts, ids, mask, group, temperature, micro, chunk_tokens=chunk)
             loss_mask = mask if keep is None else mask * keep.to(mask.device, mask.dtype).unsqueeze(1)
             policy = grpo_loss(
                 logp, old_logp, ref_logp, advantages.to(logp.device), loss_mask, clip_eps_low=self.grpo.clip_eps,

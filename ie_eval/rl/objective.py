@@ -25,8 +25,12 @@ class GRPOConfig:
     SFT head's own scores for prompts without MOS (weak). max_grad_norm: clip (0: off).
     kl_ratio_weighted: weight the k3 KL by the importance ratio (its unbiased estimate when updates
     go off-policy, ppo_epochs > 1). logprob_micro_batch: completions per log-prob forward pass (None:
-    all at once); bounds the (rows, length, vocab) logits on a GPU. log_sampling_gap: keep the
-    sampling engine's log-probs of the tokens it drew and log their mean gap to the trainer's
+    all at once); bounds the (rows, length, vocab) logits on a GPU. logprob_chunk_tokens: take the
+    log-probs through the LM head that many completion tokens at a time, never forming those logits
+    (`linear_token_logprobs`; None: the plain logits; a head wrapped by an adapter always uses them).
+    Off by default: it recomputes each chunk's logits in the backward pass, 0.18x the memory at 1.41x
+    the time at Qwen3.5's vocabulary (docs/performance.md); set it when the logits bound the micro-batch.
+    log_sampling_gap: keep the sampling engine's log-probs of the tokens it drew and log their mean gap to the trainer's
     (`train/sampling_logp_gap`): the engine / trainer mismatch, near 0 for HF generate.
     filter_zero_std_groups: leave groups whose rewards have (near) zero spread (population std <=
     zero_std_tolerance) out of the loss. mask_truncated_completions: leave completions cut at
@@ -49,6 +53,7 @@ class GRPOConfig:
     max_grad_norm: float = 1.0
     kl_ratio_weighted: bool = False
     logprob_micro_batch: int | None = None
+    logprob_chunk_tokens: int | None = None
     log_sampling_gap: bool = False
     filter_zero_std_groups: bool = False
     mask_truncated_completions: bool = False
@@ -58,6 +63,8 @@ class GRPOConfig:
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"grpo.aggregation must be one of {AGGREGATIONS}, got '{self.aggregation}'")
+        if self.logprob_chunk_tokens is not None and self.logprob_chunk_tokens < 1:
+            raise ValueError(f"grpo.logprob_chunk_tokens must be >= 1 or null, got {self.logprob_chunk_tokens}")
         if self.zero_std_tolerance < 0:
             raise ValueError(f"grpo.zero_std_tolerance must be >= 0, got {self.zero_std_tolerance}")
 

@@ -69,3 +69,10 @@ def test_sft_step_benchmark(tmp_path, adapter):
     assert abs(result["losses"]["ours"] - result["losses"]["plain"]) < 1e-4 * max(1.0, result["losses"]["plain"])
     assert {row["path"] for row in result["rows"]} == {"ours", "plain"}
     assert all(row["tokens_per_s"] > 0 and row["critique_tokens"] > 0 for row in result["rows"])
+
+
+def test_linear_logprobs_benchmark(tmp_path):
+    result = run("linear_ce", tmp_path, "--tokens", "64", "--hidden", "32", "--vocab", "5000", "--chunk", "16",
+                 "--repeats", "1", "--objective", "logprobs")
+    assert result["benchmark"] == "linear_logprobs" and result["agreement_relative"] < 1e-4
+    assert all(row["chunked_peak_mb"] > 0 for row in result["rows"])

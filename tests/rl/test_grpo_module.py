@@ -42,10 +42,11 @@ def test_fit_logs_every_step_component_and_validation(tmp_path, synth_manifest, 
 
 def test_micro_batched_log_probs_and_ratio_weighted_kl_train_the_same_step(tmp_path, synth_manifest, tiny_critic_dir,
                                                                              tiny_reward_dir):
-    """`logprob_micro_batch` changes only how the log-probs are computed; with ppo_epochs 1 the ratio is
+    """`logprob_micro_batch` and `logprob_chunk_tokens` change only how the log-probs are computed (in
+    micro-batches of rows; through the LM head in chunks of tokens); with ppo_epochs 1 the ratio is
     1, so `kl_ratio_weighted` leaves the first step's loss unchanged too."""
     losses = []
-    for options in ({}, {"logprob_micro_batch": 1, "kl_ratio_weighted": True}):
+    for options in ({}, {"logprob_micro_batch": 1, "logprob_chunk_tokens": 3, "kl_ratio_weighted": True}):
         torch.manual_seed(0)
         module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)}, **options)
         run = trainer(tmp_path / str(len(losses)), max_steps=1)

@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from ie_eval.data.collate import model_inputs
+from ie_eval.losses.linear_ce import chunkable_head
+from ie_eval.losses.linear_logprobs import linear_token_logprobs
+from ie_eval.models.reward_model import inner_model
 from ie_eval.rl.rollout.base import multimodal_token_ids
 
 # (B, T) per-token keys of a collated prompt batch that the model reads.
@@ -77,6 +80,7 @@ def completion_statistics(
     temperature: float = 1.0,
     micro_batch_size: int | None = None,
     with_entropy: bool = False,
+    chunk_tokens: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(N, L) completion-token log-probs and, with `with_entropy`, next-token entropies, with autograd if enabled.
 
@@ -84,6 +88,8 @@ def completion_statistics(
     of the P prompts; completion_ids / completion_mask: (P * G, L) as in `Rollouts`.
     temperature: logits are divided by it first (as when sampling; 1 = the model's own distribution).
     micro_batch_size: rows per forward pass (None = all), bounding the (rows, L, V) logits.
+    chunk_tokens: take the log-probs through the LM head this many completion tokens at a time, never
+    forming the (rows, L, V) logits (`linear_token_logprobs`; None, or a head it cannot read: the logits).
     """
     inputs = model_inputs(prompt_batch)
     prompts = inputs["input_ids"].shape[0]
@@ -95,6 +101,8 @@ def completion_statistics(
     suppressed = multimodal_token_ids(model.processor)
     prompt_of_row = torch.arange(prompts, device=completion_ids.device).repeat_interleave(group_size)
     step = micro_batch_size or completion_ids.shape[0]
+    head = model.backbone.get_output_embeddings()
+    chunked = bool(chunk_tokens) and chunkable_head(head)
     logps, entropies = [], []
     for start in range(0, completion_ids.shape[0], step):
         rows = slice(start, start + step)
@@ -106,12 +114,26 @@ def completion_statistics(
         if "mm_token_type_ids" in batch:
             batch["mm_token_type_ids"] = F.pad(batch["mm_token_type_ids"], (0, length))
         # The last L + 1 positions: T - 1 .. T + L - 1; position T - 1 + t predicts completion token t.
+        if chunked:
+            hidden = inner_model(model.backbone)(**batch, use_cache=False).last_hidden_state[:, -(length + 1) : -1]
+            where = mask.bool()  # only real completion tokens reach the head
+            logp, entropy = linear_token_logprobs(
+                hidden[where], head.weight, ids[where], temperature=temperature, chunk_tokens=chunk_tokens,
+                suppressed=torch.as_tensor(suppressed, dtype=torch.long), with_entropy=with_entropy)
+            positions = where.nonzero(as_tuple=True)
+            logps.append(torch.zeros(ids.shape, dtype=logp.dtype, device=logp.device).index_put(positions, logp))
+            if with_entropy:
+                entropies.append(torch.zeros_like(logps[-1]).index_put(positions, entropy))
+            continue
         logits = model.backbone(**batch, use_cache=False, logits_to_keep=length + 1).logits[:, :-1].float()
         logits[..., suppressed] = float("-inf")  # the distribution sampled from never emits these
         log_probs = F.log_softmax(logits / temperature, dim=-1)  # (rows, L, V)
         logps.append(log_probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask)
         if with_entropy:
-            entropies.append(torch.special.entr(log_probs.exp()).sum(-1) * mask)  # entr(0) = 0 where suppressed
+            # -sum p log p with the suppressed (p = 0) terms 0, so a gradient through it stays finite
+            # (entr's is infinite at 0).
+            finite_log_probs = log_probs.masked_fill(torch.isinf(log_probs), 0.0)
+            entropies.append(-(log_probs.exp() * finite_log_probs).sum(-1) * mask)
     return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)
 
 
