@@ -99,7 +99,7 @@ def start_server(ckpt: Path, mode: dict, workdir: Path, port: int) -> subprocess
     config = workdir / f"serve-{mode['max_batch_size']}.json"
     config.write_text(json.dumps({**mode, **SERVER_CONFIG}))
     command = [
-        sys.executable, "-m", "ie_eval.serve.app", "--ckpt", str(ckpt), "--config", str(config),
+        sys.executable, "-m", "ie_eval.commands.serve_rm", "--ckpt", str(ckpt), "--config", str(config),
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]
     return subprocess.Popen(command, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})

@@ -35,6 +35,7 @@ from ie_eval.metrics.pairwise import ComparisonAccuracy
 from ie_eval.models.adapters import AdapterConfig
 from ie_eval.rl.held_out import HeldOutEvaluation
 from ie_eval.rl.objective import GRPOConfig, check_finite_rewards
+from ie_eval.rl.overlap import overlapped_rollouts
 from ie_eval.rl.policy import ReferencePolicy, load_sft_policy, merged_copy
 from ie_eval.rl.rewards import RewardSample
 from ie_eval.rl.rollout import (
@@ -154,10 +155,7 @@ class GRPOModule(HeldOutEvaluation, L.LightningModule):
     def training_step(self, records: list[EditRecord], batch_idx: int) -> None:
         timer = Timer()
         prompts = self.collate(records)
-        with timer("generate"):
-            rollouts = self.sample(prompts, seeds=self.rollout_seeds(records))
-        with timer("score"):
-            rewards = self.score(records, rollouts, stage="train")
+        rollouts, rewards = self.sample_and_score(records, prompts, timer)
         grpo = self.grpo
         advantages = group_advantages(rewards.total, grpo.group_size, scale_by_std=grpo.scale_rewards)
         keep = loss_rows(rewards.total, rollouts.finished, grpo.group_size, filter_zero_std=grpo.filter_zero_std_groups,
@@ -194,20 +192,43 @@ class GRPOModule(HeldOutEvaluation, L.LightningModule):
         finally:
             self.model.train(was_training)
 
+    def sample_and_score(self, records: list[EditRecord], prompts: dict[str, Any], timer: Timer):
+        """This step's rollouts and rewards: generate all, then score (the default), or with
+        `grpo.overlap_scoring_prompts` score each chunk of prompts while the next generates (`rl.overlap`).
+        time/generate_s is then the pipelined generation and time/score_s the wait left after it."""
+        seeds, chunk = self.rollout_seeds(records), self.grpo.overlap_scoring_prompts
+        if not chunk or chunk >= len(records):
+            with timer("generate"):
+                rollouts = self.sample(prompts, seeds=seeds)
+            with timer("score"):
+                return rollouts, self.score(records, rollouts, stage="train")
+
+        def generate(rows: range):
+            chunk_seeds = None if seeds is None else [seeds[i] for i in rows]
+            return self.sample(self.collate([records[i] for i in rows]), seeds=chunk_seeds)
+
+        with timer("generate"):
+            rollouts, samples, finish = overlapped_rollouts(records, chunk, generate, self.reward_samples,
+                                                            self.rewards.prefetch, self.model.pad_token_id)
+        with timer("score"):
+            finish()
+            return rollouts, self.score(records, rollouts, stage="train", samples=samples)
+
     def rollout_seeds(self, records: list[EditRecord]) -> list[int] | None:
         """Per-prompt seeds of this step's rollouts when `sampling.seed` is set (rank- and batch-independent)."""
         if self.sampling.seed is None:
             return None
         return prompt_seeds(self.sampling.seed, self.global_step, [r.pair_id for r in records])
 
-    def score(self, records: list[EditRecord], rollouts: Any, stage: str):
-        """Composite reward per completion. If any rank could not get its rewards (reward model
-        unreachable, refusing, non-finite or wrong-count scores), every rank stops at this point
-        after one emergency checkpoint, with the cause and the resume command."""
-        samples = [
-            RewardSample.from_record(records[int(p)], text, self.model.critique_format)
-            for p, text in zip(rollouts.prompt_index.tolist(), rollouts.texts, strict=True)
-        ]
+    def reward_samples(self, records: list[EditRecord], rollouts: Any) -> list[RewardSample]:
+        return [RewardSample.from_record(records[int(p)], text, self.model.critique_format)
+                for p, text in zip(rollouts.prompt_index.tolist(), rollouts.texts, strict=True)]
+
+    def score(self, records: list[EditRecord], rollouts: Any, stage: str, samples: list[RewardSample] | None = None):
+        """Composite reward per completion (of `samples`, if given: those already prefetched). If any rank
+        could not get its rewards (reward model unreachable, refusing, non-finite or wrong-count scores),
+        every rank stops at this point after one emergency checkpoint, with the cause and the resume command."""
+        samples = self.reward_samples(records, rollouts) if samples is None else samples
         failure: RewardUnavailableError | None = None
         try:
             rewards = self.rewards(samples)

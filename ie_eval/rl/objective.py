@@ -36,7 +36,9 @@ class GRPOConfig:
     zero_std_tolerance) out of the loss. mask_truncated_completions: leave completions cut at
     max_new_tokens out of the loss (TRL's option of that name). log_zero_std_groups: log the share
     of such groups (`train/frac_reward_zero_std`, as TRL names it). A step whose every completion
-    is left out makes no update (`train/skipped_update` = 1).
+    is left out makes no update (`train/skipped_update` = 1). overlap_scoring_prompts: generate the
+    step's prompts this many at a time and score each chunk's completions while the next one generates
+    (`rl.overlap`; None: generate all, then score). Equal to the serial step when `sampling.seed` is set.
     """
 
     group_size: int = 8
@@ -58,6 +60,7 @@ class GRPOConfig:
     filter_zero_std_groups: bool = False
     mask_truncated_completions: bool = False
     log_zero_std_groups: bool = False
+    overlap_scoring_prompts: int | None = None
     zero_std_tolerance: float = 1e-6
 
     def __post_init__(self) -> None:
@@ -65,6 +68,8 @@ class GRPOConfig:
             raise ValueError(f"grpo.aggregation must be one of {AGGREGATIONS}, got '{self.aggregation}'")
         if self.logprob_chunk_tokens is not None and self.logprob_chunk_tokens < 1:
             raise ValueError(f"grpo.logprob_chunk_tokens must be >= 1 or null, got {self.logprob_chunk_tokens}")
+        if self.overlap_scoring_prompts is not None and self.overlap_scoring_prompts < 1:
+            raise ValueError(f"grpo.overlap_scoring_prompts must be >= 1 or null, got {self.overlap_scoring_prompts}")
         if self.zero_std_tolerance < 0:
             raise ValueError(f"grpo.zero_std_tolerance must be >= 0, got {self.zero_std_tolerance}")
 

@@ -123,6 +123,13 @@ class CompositeReward:
         """Completions the reward scorer refused and the terms penalized, since construction."""
         return sum(getattr(term, "refused_items", 0) for _, _, term in self.components)
 
+    def prefetch(self, samples: Sequence[RewardSample]) -> None:
+        """Let the terms that call a model (RE-Reward) score these samples ahead of `__call__` on the batch
+        that holds them; the totals stay those of one call on the whole batch."""
+        for _, _, reward in self.components:
+            if hasattr(reward, "prefetch"):
+                reward.prefetch(samples)
+
     def __call__(self, samples: Sequence[RewardSample]) -> CompositeRewardValues:
         total = torch.zeros(len(samples), dtype=torch.float32)
         parts: dict[str, TermValues] = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -61,14 +62,34 @@ class ReRewardTerm(RewardTerm):
         self.weights = None if weights is None else {dim: float(weights[dim]) for dim in CRITIQUE_DIMS}
         self.guard = guard or ScoringGuard()
         self.refused_items = 0  # items scored with the penalty since construction
+        self._prefetched: dict[int, tuple[RewardSample, RewardScores]] = {}  # id(sample) -> (sample, its scores)
+        self._prefetch_lock = threading.Lock()
+
+    def prefetch(self, samples: Sequence[RewardSample]) -> None:
+        """Score these samples' critiques ahead of `__call__` (GRPO calls it from a worker thread while the
+        next prompts generate); `__call__` on the same sample objects then reuses the scores. A failure
+        keeps nothing: `__call__` scores those samples itself and raises in the trainer's thread."""
+        written = [s for s in samples if s.completion.strip()]
+        try:
+            scores = self.score([self.item(s) for s in written])
+        except RewardUnavailableError:
+            return
+        with self._prefetch_lock:
+            self._prefetched.update({id(s): (s, score) for s, score in zip(written, scores, strict=True)})
+
+    @staticmethod
+    def item(sample: RewardSample) -> RewardItem:
+        return RewardItem(sample.source_image, sample.edited_image, sample.instruction, sample.completion)
 
     def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
         written = [i for i, s in enumerate(samples) if s.completion.strip()]
-        items = [
-            RewardItem(samples[i].source_image, samples[i].edited_image, samples[i].instruction, samples[i].completion)
-            for i in written
-        ]
-        values = [self.combine(s.as_dict()) for s in self.score(items)]
+        with self._prefetch_lock:
+            prefetched, self._prefetched = self._prefetched, {}  # a prefetch serves only the next call
+        scores = {i: prefetched[id(samples[i])][1] for i in written
+                  if prefetched.get(id(samples[i]), (None,))[0] is samples[i]}
+        missing = [i for i in written if i not in scores]
+        scores.update(zip(missing, self.score([self.item(samples[i]) for i in missing]) if missing else [], strict=True))
+        values = [self.combine(scores[i].as_dict()) for i in written]
         out = torch.full((len(samples),), min(values, default=0.0), dtype=torch.float32)
         out[written] = torch.tensor(values, dtype=torch.float32)
         return out

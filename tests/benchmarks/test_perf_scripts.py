@@ -76,3 +76,10 @@ def test_linear_logprobs_benchmark(tmp_path):
                  "--repeats", "1", "--objective", "logprobs")
     assert result["benchmark"] == "linear_logprobs" and result["agreement_relative"] < 1e-4
     assert all(row["chunked_peak_mb"] > 0 for row in result["rows"])
+
+
+def test_reward_overlap_benchmark(tmp_path):
+    result = run("reward_overlap", tmp_path, "--prompts-per-step", "2", "--group", "2", "--new-tokens", "4",
+                 "--steps", "2", "--rounds", "1")
+    assert set(result["rows"]) == {"serial", "overlapped"} and result["speedup"] > 0
+    assert all(row["rollouts_per_s"] > 0 for row in result["rows"].values())

@@ -83,8 +83,9 @@ def test_lora_reference_is_the_policy_with_its_adapter_off(tmp_path, synth_manif
     assert torch.allclose(reference_logp(), start, atol=1e-6)  # ... and the reference did not
 
 
+@pytest.mark.parametrize("overlap", [None, 1], ids=["serial", "overlapped_scoring"])
 def test_dead_reward_server_stops_with_a_checkpoint_and_trains_on_nothing(
-    tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir
+    tmp_path, synth_manifest, tiny_critic_dir, tiny_reward_dir, overlap
 ):
     import lightning as L
 
@@ -104,7 +105,7 @@ def test_dead_reward_server_stops_with_a_checkpoint_and_trains_on_nothing(
 
     torch.manual_seed(0)
     source = {"url": server.url, "attempts": 2, "backoff_s": 0.05, "deadline_s": 20.0, "timeout_s": 5.0}
-    module = grpo_module(tiny_critic_dir, source)
+    module = grpo_module(tiny_critic_dir, source, overlap_scoring_prompts=overlap)
     run = trainer(tmp_path, max_steps=3, callbacks=[KillServerAfterFirstStep()])
     with pytest.raises(RewardUnavailableError, match="unreachable.*nothing was trained on this batch.*--ckpt-path .*reward-failure.ckpt"):
         run.fit(module, datamodule=prompt_data(synth_manifest))

@@ -65,6 +65,32 @@ class Rollouts:
         return self.completion_mask.sum(dim=1)
 
 
+def concat_rollouts(parts: Sequence[Rollouts], pad_token_id: int) -> Rollouts:
+    """The rollouts of consecutive prompt chunks as one batch: rows in order, prompt indices offset by the
+    prompts before each chunk, completions right-padded to the longest (pad id, mask 0, log-prob 0)."""
+    if not parts:
+        raise ValueError("concat_rollouts needs at least one part")
+    group = parts[0].group_size
+    if any(part.group_size != group for part in parts):
+        raise ValueError(f"rollouts of different group sizes: {[part.group_size for part in parts]}")
+    length = max(part.completion_ids.shape[1] for part in parts)
+
+    def padded(tensor: torch.Tensor, value: float) -> torch.Tensor:
+        return torch.nn.functional.pad(tensor, (0, length - tensor.shape[1]), value=value)
+
+    offsets = torch.cumsum(torch.tensor([0] + [part.completion_ids.shape[0] // group for part in parts]), 0)
+    with_logp = all(part.sampling_logp is not None for part in parts)
+    return Rollouts(
+        completion_ids=torch.cat([padded(part.completion_ids, pad_token_id) for part in parts]),
+        completion_mask=torch.cat([padded(part.completion_mask, 0) for part in parts]),
+        texts=[text for part in parts for text in part.texts],
+        prompt_index=torch.cat([part.prompt_index + int(offset) for part, offset in zip(parts, offsets, strict=False)]),
+        group_size=group,
+        finished=torch.cat([part.finished for part in parts]),
+        sampling_logp=torch.cat([padded(part.sampling_logp, 0.0) for part in parts]) if with_logp else None,
+    )
+
+
 class RolloutEngine(ABC):
     """Samples G completions per prompt from the current policy.
 
