@@ -83,3 +83,10 @@ def test_reward_overlap_benchmark(tmp_path):
                  "--steps", "2", "--rounds", "1")
     assert set(result["rows"]) == {"serial", "overlapped"} and result["speedup"] > 0
     assert all(row["rollouts_per_s"] > 0 for row in result["rows"].values())
+
+
+def test_reward_step_benchmark(tmp_path):
+    result = run("reward_step", tmp_path, "--vocab", "2000", "--hidden", "32", "--layers", "2", "--batch", "2",
+                 "--repeats", "1")
+    assert abs(result["losses"]["ours"] - result["losses"]["plain"]) < 1e-4 * max(1.0, result["losses"]["plain"])
+    assert {row["path"] for row in result["rows"]} == {"ours", "plain"} and result["speedup"] > 0
