@@ -15,6 +15,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 
 from ie_eval.data.collate import EditCollator, InputBudget
+from ie_eval.data.length_buckets import text_length
 from ie_eval.data.normalize import normalize_records
 from ie_eval.data.readers import read_manifests
 from ie_eval.data.records import EditRecord
@@ -66,7 +67,12 @@ def module_collator_inputs(datamodule: L.LightningDataModule) -> tuple[Any, str]
 
 
 class EditDataModule(L.LightningDataModule):
-    """Train / val / test / predict loaders over source-disjoint splits of one or more manifests."""
+    """Train / val / test / predict loaders over source-disjoint splits of one or more manifests.
+
+    length_bucket_batches: W > 0 makes each training step's batch hold samples of similar text length
+    (sorted within windows of W steps' batches, `length_buckets`): less padding, no longer uniform batches;
+    None (the default): uniformly shuffled batches.
+    """
 
     def __init__(
         self,
@@ -86,6 +92,7 @@ class EditDataModule(L.LightningDataModule):
         max_critiques_per_pair: int | None = 3,
         seed: int = 0,
         predict_split: str = "test",
+        length_bucket_batches: int | None = None,
     ) -> None:
         super().__init__()
         if task not in TASK_TARGETS:
@@ -145,6 +152,7 @@ class EditDataModule(L.LightningDataModule):
             max_critiques_per_pair=self.hparams.max_critiques_per_pair if train else None,
             shuffle=train,
             seed=self.hparams.seed,
+            **(self.length_buckets(records) if train else {}),
         )
         loader = ResumableLoader(
             RecordDataset(records),
@@ -156,6 +164,16 @@ class EditDataModule(L.LightningDataModule):
         )
         loader.trainer = self.trainer if train else None
         return loader
+
+    def length_buckets(self, records: list[EditRecord]) -> dict[str, Any]:
+        """The sampler's bucketing arguments: batches of one step across all ranks, of similar text length."""
+        window = self.hparams.length_bucket_batches
+        if not window:
+            return {}
+        trainer = self.trainer
+        replicas = trainer.world_size if trainer is not None else 1
+        return {"lengths": [text_length(r) for r in records], "bucket_batch_size": self.hparams.batch_size * replicas,
+                "bucket_window": window}
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

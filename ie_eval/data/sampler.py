@@ -32,6 +32,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from ie_eval.data.length_buckets import bucket_by_length
 from ie_eval.data.records import EditRecord
 
 GroupKey = tuple[str, str]  # (source_id, pair_id)
@@ -133,6 +134,9 @@ class StratifiedEditSampler(Sampler[int]):
         num_replicas / rank: DDP shard; default from torch.distributed, else a single process.
         drop_last: drop the tail so shards are equal without padding.
         cap_unshuffled: with shuffle=False, apply the caps (first K / first M) instead of all.
+        lengths / bucket_batch_size / bucket_window: with shuffle, re-order each epoch into batches of
+            `bucket_batch_size` (all ranks' samples of one step) of similar `lengths[index]`, sorted within
+            windows of `bucket_window` batches (`length_buckets.bucket_by_length`); None: no bucketing.
     """
 
     def __init__(
@@ -147,6 +151,9 @@ class StratifiedEditSampler(Sampler[int]):
         rank: int | None = None,
         drop_last: bool = False,
         cap_unshuffled: bool = False,
+        lengths: Sequence[int] | None = None,
+        bucket_batch_size: int | None = None,
+        bucket_window: int = 16,
     ) -> None:
         max_pairs_per_source = NO_CAP if max_pairs_per_source is None else max_pairs_per_source
         max_critiques_per_pair = NO_CAP if max_critiques_per_pair is None else max_critiques_per_pair
@@ -162,6 +169,9 @@ class StratifiedEditSampler(Sampler[int]):
         self.drop_last = drop_last
         self.num_replicas, self.rank = distributed_replicas(num_replicas, rank)
         self.groups = build_groups(group_keys_of(records_or_group_keys))
+        if lengths is not None and len(lengths) != len(records_or_group_keys):
+            raise ValueError(f"lengths: {len(lengths)} values for {len(records_or_group_keys)} dataset indices")
+        self.lengths, self.bucket_batch_size, self.bucket_window = lengths, bucket_batch_size, int(bucket_window)
         self.num_samples_total = sum(len(pair) for source in self.groups for pair in source)
         self._pair_orders, self._sample_orders = self._group_permutations()
         self.epoch = 0
@@ -206,6 +216,9 @@ class StratifiedEditSampler(Sampler[int]):
         if self.shuffle:
             order = np.random.default_rng([self.seed, epoch]).permutation(len(indices))
             indices = [indices[i] for i in order]
+            if self.lengths is not None and self.bucket_batch_size:
+                indices = bucket_by_length(indices, self.lengths, self.bucket_batch_size, self.bucket_window,
+                                           np.random.default_rng([self.seed, epoch, 1]))
         self._cache = (epoch, indices)
         return indices
 

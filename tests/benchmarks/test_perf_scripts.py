@@ -90,3 +90,11 @@ def test_reward_step_benchmark(tmp_path):
                  "--repeats", "1")
     assert abs(result["losses"]["ours"] - result["losses"]["plain"]) < 1e-4 * max(1.0, result["losses"]["plain"])
     assert {row["path"] for row in result["rows"]} == {"ours", "plain"} and result["speedup"] > 0
+
+
+def test_length_buckets_benchmark(tmp_path):
+    result = run("length_buckets", tmp_path, "--batch", "4", "--hidden", "32", "--layers", "2", "--sources", "4",
+                 "--rounds", "1")
+    rows = result["rows"]
+    assert rows["bucketed"]["padded_tokens"] < rows["uniform"]["padded_tokens"]
+    assert result["scoring_rows"]["length-sorted"]["padded_tokens"] < result["scoring_rows"]["dataset order"]["padded_tokens"]
