@@ -28,6 +28,9 @@ step linear_ce 90 "$PY" benchmarks/linear_ce.py --device cuda --dtype bfloat16 -
 step score_only 150 "$PY" benchmarks/score_only.py --device cuda --dtype bfloat16 --architectures qwen3.5-9b \
   --image-side 512 --samples 32 --batch-size 8 --repeats 3 --out "$OUT/score_only.json"
 # Rollouts at G = 8 on the 4B architecture: shared prefill vs plain generate on repeated prompts.
-step rollouts 180 "$PY" benchmarks/rollouts.py --device cuda --dtype bfloat16 --presets qwen3.5-4b \
+step rollouts 150 "$PY" benchmarks/rollouts.py --device cuda --dtype bfloat16 --presets qwen3.5-4b \
   --prompts 4 --image-sides 512 --new-tokens 32 128 --repeats 2 --out "$OUT/rollouts.json"
+# SFT LoRA step on the 4B architecture, two 512 px images per sample: ours vs the plain HF labels step.
+step sft_step 90 "$PY" benchmarks/sft_step.py --device cuda --dtype bfloat16 --architecture qwen3.5-4b \
+  --adapter lora --batch 4 --image-side 512 --repeats 3 --out "$OUT/sft_step.json"
 cat "$OUT/summary.txt"

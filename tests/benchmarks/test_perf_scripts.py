@@ -98,3 +98,18 @@ def test_length_buckets_benchmark(tmp_path):
     rows = result["rows"]
     assert rows["bucketed"]["padded_tokens"] < rows["uniform"]["padded_tokens"]
     assert result["scoring_rows"]["length-sorted"]["padded_tokens"] < result["scoring_rows"]["dataset order"]["padded_tokens"]
+
+
+def test_every_flag_the_gpu_suite_passes_is_one_its_benchmark_takes():
+    """The suite runs once, on a rare GPU: a renamed flag must fail here, not there."""
+    import re
+
+    text = (BENCHMARKS / "gpu_suite.sh").read_text().replace("\\\n", " ")
+    commands = re.findall(r"benchmarks/(\w+)\.py([^\n]*)", text)
+    assert {name for name, _ in commands} >= {"linear_ce", "score_only", "rollouts", "sft_step"}
+    for name, flags in commands:
+        done = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), "--help"], capture_output=True,
+                              text=True, timeout=120, cwd=BENCHMARKS.parent)
+        assert done.returncode == 0, done.stderr[-2000:]
+        for flag in re.findall(r"(--[\w-]+)", flags):
+            assert flag in done.stdout, f"gpu_suite.sh passes {flag} to {name}.py, which does not take it"
