@@ -22,20 +22,35 @@ def _softmax_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)  # bf16 / fp16 -> fp32, fp64 stays
 
 
-def _chunk_logits(h: torch.Tensor, weight: torch.Tensor, temperature: float, suppressed: torch.Tensor) -> torch.Tensor:
-    # As the plain path: the head in the model's dtype, the softmax in (at least) fp32.
-    logits = (h @ weight.T).to(_softmax_dtype(h.dtype)).div_(temperature)
+def _head_matmul(a: torch.Tensor, b: torch.Tensor, cast: torch.dtype | None) -> torch.Tensor:
+    """a @ b in the dtype the forward pass ran the head in: autocast's (`cast`), else the inputs' own. The
+    backward pass runs outside autocast, and logits formed again at another precision than `lse` was taken
+    of would not normalize (bf16 logits of 20 are off by 0.06: 6% in p)."""
+    with torch.autocast(a.device.type, enabled=False):
+        return a.to(cast) @ b.to(cast) if cast is not None else a @ b
+
+
+def _chunk_logits(h: torch.Tensor, weight: torch.Tensor, temperature: float, suppressed: torch.Tensor,
+                  cast: torch.dtype | None) -> torch.Tensor:
+    # As the plain path: the head in the model's (or autocast's) dtype, the softmax in (at least) fp32.
+    logits = _head_matmul(h, weight.T, cast)
+    logits = logits.to(_softmax_dtype(logits.dtype)).div_(temperature)
     logits[:, suppressed] = float("-inf")
     return logits
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    return torch.get_autocast_dtype(device.type) if torch.is_autocast_enabled(device.type) else None
 
 
 class _ChunkedLinearLogprobs(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, hidden, weight, targets, temperature, suppressed, chunk, with_entropy):
         logps, lses, entropies = [], [], []
+        cast = _autocast_dtype(hidden.device)
         with torch.no_grad():
             for start in range(0, hidden.shape[0], chunk):
-                logits = _chunk_logits(hidden[start : start + chunk], weight, temperature, suppressed)
+                logits = _chunk_logits(hidden[start : start + chunk], weight, temperature, suppressed, cast)
                 lse = torch.logsumexp(logits, dim=-1)
                 logps.append(logits.gather(-1, targets[start : start + chunk, None]).squeeze(-1) - lse)
                 lses.append(lse)
@@ -47,7 +62,7 @@ class _ChunkedLinearLogprobs(torch.autograd.Function):
         logp, lse = torch.cat(logps), torch.cat(lses)
         entropy = torch.cat(entropies) if with_entropy else torch.zeros_like(logp)
         ctx.save_for_backward(hidden, weight, targets, suppressed, lse, entropy)
-        ctx.temperature, ctx.chunk = temperature, chunk
+        ctx.temperature, ctx.chunk, ctx.cast = temperature, chunk, cast
         ctx.set_materialize_grads(False)  # an output nothing depends on (a logged entropy) costs nothing
         return logp, entropy
 
@@ -63,7 +78,7 @@ class _ChunkedLinearLogprobs(torch.autograd.Function):
         for start in range(0, hidden.shape[0], ctx.chunk):
             rows = slice(start, start + ctx.chunk)
             h = hidden[rows]
-            logits = _chunk_logits(h, weight, ctx.temperature, suppressed)
+            logits = _chunk_logits(h, weight, ctx.temperature, suppressed, ctx.cast)
             # d logp_t / d z = onehot_t - p;  d H / d z = -p (log p + H) = -p (z - lse + H).
             if grad_entropy is None:  # the policy update's case: one chunk-sized buffer, in place throughout
                 grad = logits.sub_(lse[rows, None]).exp_().mul_(-grad_logp[rows, None].to(compute))
@@ -74,9 +89,9 @@ class _ChunkedLinearLogprobs(torch.autograd.Function):
                 grad.sub_(probs.mul_(log_p.add_(entropy[rows, None])).mul_(grad_entropy[rows, None].to(compute)))
             if grad_logp is not None:
                 grad.scatter_add_(-1, targets[rows, None], grad_logp[rows, None].to(compute))
-            grad = grad.div_(ctx.temperature).to(hidden.dtype)  # z = logits / temperature
+            grad = grad.div_(ctx.temperature)  # z = logits / temperature
             if wants_hidden:
-                grad_hidden[rows] = grad @ weight
+                grad_hidden[rows] = _head_matmul(grad.to(ctx.cast or hidden.dtype), weight, ctx.cast).to(hidden.dtype)
             if wants_weight:
                 grad_weight.addmm_(grad.T.to(compute), h.to(compute))
         return (grad_hidden, grad_weight.to(weight.dtype) if wants_weight else None, None, None, None, None, None)
@@ -102,6 +117,9 @@ def linear_token_logprobs(
         raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if targets.numel() == 0:  # e.g. a micro-batch of empty completions: nothing reaches the head
+        empty = torch.zeros(0, dtype=torch.float32, device=hidden.device) + (hidden.sum() + weight.sum()) * 0.0
+        return empty, (empty.clone() if with_entropy else None)
     suppressed = torch.zeros(0, dtype=torch.long, device=hidden.device) if suppressed is None else suppressed
     logp, entropy = _ChunkedLinearLogprobs.apply(hidden, weight, targets, float(temperature),
                                                  suppressed.to(hidden.device, torch.long), int(chunk_tokens),

@@ -12,12 +12,29 @@ overlapped step equals the serial one (`tests/rl/test_reward_overlap.py`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import torch
+
 from ie_eval.rl.rewards import RewardSample
 from ie_eval.rl.rollout.base import Rollouts, concat_rollouts
+
+
+def in_callers_autocast(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` run under the calling thread's autocast (thread-local: a worker thread would otherwise score an
+    in-process reward model at another precision than the serial step, which runs inside Lightning's)."""
+    states = [(device, torch.get_autocast_dtype(device)) for device in ("cuda", "cpu") if torch.is_autocast_enabled(device)]
+
+    def run(*args: Any) -> Any:
+        with contextlib.ExitStack() as stack:
+            for device, dtype in states:
+                stack.enter_context(torch.autocast(device, dtype=dtype))
+            return fn(*args)
+
+    return run
 
 
 def overlapped_rollouts(
@@ -38,6 +55,7 @@ def overlapped_rollouts(
     if chunk_prompts < 1:
         raise ValueError(f"chunk_prompts must be >= 1, got {chunk_prompts}")
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reward-prefetch")
+    prefetch = in_callers_autocast(prefetch)
     parts, samples, futures = [], [], []
     try:
         for start in range(0, len(records), chunk_prompts):

@@ -64,15 +64,20 @@ class ReRewardTerm(RewardTerm):
         self.refused_items = 0  # items scored with the penalty since construction
         self._prefetched: dict[int, tuple[RewardSample, RewardScores]] = {}  # id(sample) -> (sample, its scores)
         self._prefetch_lock = threading.Lock()
+        self._step_deadline: float | None = None  # set by a step's first prefetch, ended by the next call
 
     def prefetch(self, samples: Sequence[RewardSample]) -> None:
         """Score these samples' critiques ahead of `__call__` (GRPO calls it from a worker thread while the
         next prompts generate); `__call__` on the same sample objects then reuses the scores. A failure
         keeps nothing: `__call__` scores those samples itself and raises in the trainer's thread."""
         written = [s for s in samples if s.completion.strip()]
+        refused_before = self.refused_items
+        if self._step_deadline is None:  # the step's first chunk: its deadline covers every chunk and the call
+            self._step_deadline = time.monotonic() + self.guard.deadline_s
         try:
-            scores = self.score([self.item(s) for s in written])
+            scores = self.score([self.item(s) for s in written], deadline=self._step_deadline)
         except RewardUnavailableError:
+            self.refused_items = refused_before  # `__call__` scores (and counts) these samples again
             return
         with self._prefetch_lock:
             self._prefetched.update({id(s): (s, score) for s, score in zip(written, scores, strict=True)})
@@ -85,10 +90,12 @@ class ReRewardTerm(RewardTerm):
         written = [i for i, s in enumerate(samples) if s.completion.strip()]
         with self._prefetch_lock:
             prefetched, self._prefetched = self._prefetched, {}  # a prefetch serves only the next call
+        deadline, self._step_deadline = self._step_deadline, None
         scores = {i: prefetched[id(samples[i])][1] for i in written
                   if prefetched.get(id(samples[i]), (None,))[0] is samples[i]}
         missing = [i for i in written if i not in scores]
-        scores.update(zip(missing, self.score([self.item(samples[i]) for i in missing]) if missing else [], strict=True))
+        rescored = self.score([self.item(samples[i]) for i in missing], deadline=deadline) if missing else []
+        scores.update(zip(missing, rescored, strict=True))
         values = [self.combine(scores[i].as_dict()) for i in written]
         out = torch.full((len(samples),), min(values, default=0.0), dtype=torch.float32)
         out[written] = torch.tensor(values, dtype=torch.float32)
@@ -99,10 +106,11 @@ class ReRewardTerm(RewardTerm):
             return float(scores["reward"])
         return sum(w * float(scores[dim]) for dim, w in self.weights.items())
 
-    def score(self, items: Sequence[RewardItem]) -> list[RewardScores]:
-        """One finite `RewardScores` per item (refused items: the penalty), or `RewardUnavailableError`."""
+    def score(self, items: Sequence[RewardItem], deadline: float | None = None) -> list[RewardScores]:
+        """One finite `RewardScores` per item (refused items: the penalty), or `RewardUnavailableError`.
+        deadline: a `time.monotonic()` time shared with earlier calls of the step (None: deadline_s from now)."""
         guard = self.guard
-        deadline = time.monotonic() + guard.deadline_s
+        deadline = time.monotonic() + guard.deadline_s if deadline is None else deadline
         sendable = [replace(i, critique=i.critique[: guard.max_critique_chars]) for i in items]
         results: list[RewardScores | None] = [None] * len(items)
         pending = list(range(len(items)))

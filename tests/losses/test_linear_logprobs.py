@@ -79,3 +79,30 @@ def test_entropy_is_the_shannon_entropy_of_the_sampled_distribution():
     logits[:, suppressed] = float("-inf")
     expected = torch.special.entr(torch.softmax(logits, -1)).sum(-1)
     torch.testing.assert_close(entropy, expected, rtol=1e-9, atol=1e-10)
+
+
+def test_under_autocast_the_backward_forms_the_logits_as_the_forward_did():
+    """bf16-mixed training: the head runs in bf16 in the forward pass; the recomputed logits of the backward
+    pass must be the same bf16 ones, or p = exp(z - lse) stops summing to 1 and confident tokens get
+    gradients of the wrong sign."""
+    g = torch.Generator().manual_seed(0)
+    h = (torch.randn(24, 32, generator=g) * 3).requires_grad_(True)
+    w = torch.randn(500, 32, generator=g).requires_grad_(True)  # logits of size ~20: bf16 rounds them by ~0.06
+    targets = (h.detach() @ w.detach().T).argmax(-1)  # confident tokens: the gradient is small and sign-sensitive
+    upstream = torch.linspace(-1.0, 1.0, 24)
+    results = []
+    for fn, extra in ((plain_token_logprobs, {}), (linear_token_logprobs, {"chunk_tokens": 5})):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logp, _ = fn(h, w, targets, **extra)
+        results.append((logp.detach(), *torch.autograd.grad((logp * upstream).sum(), (h, w))))
+    for plain, chunked in zip(*results, strict=True):
+        assert plain.dtype == chunked.dtype == torch.float32
+        assert float((chunked - plain).norm() / plain.norm()) < 1e-2
+
+
+def test_no_tokens_give_empty_attached_results():
+    h, w, _, _ = _inputs(tokens=3)
+    logp, entropy = linear_token_logprobs(h[:0], w, torch.zeros(0, dtype=torch.long), with_entropy=True)
+    assert logp.shape == entropy.shape == (0,)
+    (logp.sum() + entropy.sum()).backward()
+    assert h.grad is not None and float(h.grad.abs().sum()) == 0.0

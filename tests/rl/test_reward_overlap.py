@@ -49,8 +49,11 @@ def test_overlapped_scoring_trains_the_same_steps_as_the_serial_loop(tmp_path, s
         initial = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
         (term,) = [t for _, _, t in module.rewards.components if isinstance(t, ReRewardTerm)]
         threads, score = [], term.score
-        term.score = lambda items, score=score, threads=threads: (threads.append(threading.current_thread().name),
-                                                                  score(items))[1]
+        def recorded(items, score=score, threads=threads, **options):
+            threads.append(threading.current_thread().name)
+            return score(items, **options)
+
+        term.score = recorded
         run = trainer(tmp_path / name, max_steps=2)
         run.fit(module, datamodule=prompt_data(synth_manifest))
         weights = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
@@ -75,3 +78,19 @@ def test_overlapped_scoring_trains_the_same_steps_as_the_serial_loop(tmp_path, s
         if update.norm() > 0:
             worst = max(worst, float((weights[key] - initial[key] - update).norm() / update.norm()))
     assert worst < 1e-3, worst
+
+
+def test_the_worker_scores_under_the_callers_autocast():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ie_eval.rl.overlap import in_callers_autocast
+
+    def state():
+        return torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+
+    with ThreadPoolExecutor(1) as pool:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            wrapped = in_callers_autocast(state)
+            bare = pool.submit(state).result()
+        assert bare[0] is False  # autocast is thread-local
+        assert pool.submit(wrapped).result() == (True, torch.bfloat16)

@@ -113,3 +113,37 @@ def test_guard_options_are_checked():
 def test_build_scorer_needs_a_source():
     with pytest.raises(ValueError, match="url.*ckpt"):
         build_scorer(RewardSourceConfig())
+
+
+def reward_samples(edit_record_factory, count):
+    from ie_eval.rl.rewards import RewardSample
+
+    record = edit_record_factory()
+    return [RewardSample(record.source_image, record.edited_image, record.instruction, f"critique {i}")
+            for i in range(count)]
+
+
+def test_prefetched_chunks_and_the_call_share_one_step_deadline(edit_record_factory):
+    """Overlapped scoring: a step whose server is down fails within one deadline_s, not one per chunk."""
+    client = CountingScorer(RewardClient(closed_port_url(), max_retries=0, timeout_s=1.0))
+    term = guarded(client, attempts=1000, backoff_s=0.2, deadline_s=1.0)
+    samples = reward_samples(edit_record_factory, 4)
+    started = time.monotonic()
+    term.prefetch(samples[:2])  # fails quietly: the call scores these again and raises
+    term.prefetch(samples[2:])
+    with pytest.raises(RewardUnavailableError, match="deadline_s=1.0"):
+        term(samples)
+    assert time.monotonic() - started < 2.5
+
+
+def test_prefetched_scores_are_used_once_and_refusals_counted_once(edit_record_factory):
+    refused = RewardServerError("items.1: the critique is empty", status=422, field="items.1")
+    scorer = Scripted(refused, ok, ok)
+    term = guarded(scorer)
+    samples = reward_samples(edit_record_factory, 3)
+    term.prefetch(samples)  # item 1 refused (penalty), the rest scored
+    assert term.refused_items == 1 and len(scorer.seen) == 2
+    values = term(samples)  # all three prefetched: no further scorer call
+    assert len(scorer.seen) == 2 and values[1] == pytest.approx(-3.0) and term.refused_items == 1
+    term(samples)  # a prefetch serves one call only
+    assert len(scorer.seen) == 3
