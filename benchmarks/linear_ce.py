@@ -19,13 +19,10 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import torch
+from step_timing import run_workers, time_step
 
 from ie_eval.losses.linear_ce import linear_cross_entropy, plain_linear_cross_entropy
 from ie_eval.losses.linear_logprobs import linear_token_logprobs, plain_token_logprobs
@@ -56,47 +53,18 @@ def loss_of(path: str, chunk: int, objective: str = "ce"):
     return surrogate
 
 
-def resident_bytes() -> int:
-    with open("/proc/self/statm") as file:
-        return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def reset_peak_resident() -> None:
-    """Start the kernel's high-water mark (VmHWM) afresh, so making the inputs does not count."""
-    with open("/proc/self/clear_refs", "w") as file:
-        file.write("5")
-
-
-def peak_resident_bytes() -> int:
-    with open("/proc/self/status") as file:
-        line = next(line for line in file if line.startswith("VmHWM:"))
-    return int(line.split()[1]) * 1024
-
-
 def worker(args: argparse.Namespace) -> dict:
     """One path in this process: its time per pass and its peak memory above the inputs."""
     torch.manual_seed(0)
     dtype = getattr(torch, args.dtype)
     h, w, targets = inputs(args.tokens, args.hidden, args.vocab, args.trained_head, args.device, dtype)
     fn = loss_of(args.path, args.chunk, args.objective)
-    cuda = args.device.startswith("cuda")
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        reset_peak_resident()
-        base = resident_bytes()
-    times = []
-    for _ in range(args.repeats + 1):
+
+    def step() -> None:
         h.grad = w.grad = None
-        start = time.perf_counter()
         fn(h, w, targets).backward()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() if cuda else peak_resident_bytes()
-    return {"seconds": statistics.median(times[1:]), "peak_bytes_above_inputs": peak - base}
+
+    return time_step(step, args.repeats, args.device)
 
 
 def check_agreement(tokens: int, hidden: int, vocab: int, chunk: int, device: str, dtype: torch.dtype,
@@ -110,12 +78,6 @@ def check_agreement(tokens: int, hidden: int, vocab: int, chunk: int, device: st
     chunked, plain = results[1], results[0]
     return max(float((a.float() - b.float()).norm() / b.float().norm().clamp(min=1e-12))
                for a, b in zip(chunked, plain, strict=True))
-
-
-def run_worker(base: list[str], path: str, trained_head: bool) -> dict:
-    command = [sys.executable, __file__, "--worker", "--path", path, *base] + (["--trained-head"] if trained_head else [])
-    out = subprocess.run(command, capture_output=True, text=True, check=True, env=dict(os.environ))
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -145,7 +107,7 @@ def main() -> None:
             "--objective", args.objective]
     rows = []
     for trained_head in (False, True):
-        measured = {path: run_worker(base, path, trained_head) for path in ("plain", "chunked")}
+        measured = run_workers(__file__, base + (["--trained-head"] if trained_head else []), ("plain", "chunked"))
         plain, chunked = measured["plain"], measured["chunked"]
         rows.append({
             "head": "trained" if trained_head else "frozen",

@@ -16,16 +16,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import transformers
-from linear_ce import peak_resident_bytes, reset_peak_resident, resident_bytes
+from step_timing import optimizer_step, run_workers, time_step
 
 from ie_eval.data.collate import EditCollator, model_inputs
 from ie_eval.data.readers import read_manifest
@@ -70,18 +66,8 @@ def loss(model: RewardModel, batch: dict, path: str) -> torch.Tensor:
 
 def worker(args: argparse.Namespace) -> dict:
     model, batch = build(args)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
-    reset_peak_resident()
-    base = resident_bytes()
-    times = []
-    for _ in range(args.repeats + 1):
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss(model, batch, args.path).backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(times[1:]), "peak_bytes_above_inputs": peak_resident_bytes() - base,
-            "tokens": int(batch["attention_mask"].sum())}
+    step = optimizer_step(model, lambda: loss(model, batch, args.path))
+    return time_step(step, args.repeats, "cpu") | {"tokens": int(batch["attention_mask"].sum())}
 
 
 def main() -> None:
@@ -108,13 +94,10 @@ def main() -> None:
             ours, plain = float(loss(model, batch, "ours")), float(loss(model, batch, "plain"))
         assert abs(ours - plain) < 1e-4 * max(1.0, abs(plain)), f"losses differ: ours {ours}, plain {plain}"
         del model
-        base = [sys.executable, __file__, "--worker", "--manifest", args.manifest, "--vocab", str(args.vocab),
+        base = ["--manifest", args.manifest, "--vocab", str(args.vocab),
                 "--hidden", str(args.hidden), "--layers", str(args.layers), "--batch", str(args.batch),
                 "--repeats", str(args.repeats), "--adapter", args.adapter]
-        measured = {}
-        for path in ("plain", "ours"):
-            done = subprocess.run([*base, "--path", path], capture_output=True, text=True, check=True)
-            measured[path] = json.loads(done.stdout.strip().splitlines()[-1])
+        measured = run_workers(__file__, base, ("plain", "ours"))
     rows = [{"path": path, "step_s": m["seconds"], "tokens_per_s": m["tokens"] / m["seconds"],
              "peak_mb": m["peak_bytes_above_inputs"] / 2**20, "tokens": m["tokens"]} for path, m in measured.items()]
     speedup = measured["plain"]["seconds"] / measured["ours"]["seconds"]

@@ -18,17 +18,13 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 import transformers
-from linear_ce import peak_resident_bytes, reset_peak_resident, resident_bytes
 from model_specs import backbone_spec
+from step_timing import optimizer_step, run_workers, time_step
 
 from ie_eval.data.collate import EditCollator, model_inputs
 from ie_eval.data.phased import sft_targets
@@ -84,29 +80,9 @@ PATHS = {"ours": ours_loss, "plain": plain_loss}
 
 def worker(args: argparse.Namespace) -> dict:
     model, batch = build(args)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
-    fn = PATHS[args.path]
-    cuda = args.device.startswith("cuda")
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        reset_peak_resident()
-        base = resident_bytes()
-    times = []
-    for _ in range(args.repeats + 1):
-        start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        fn(model, batch).backward()
-        optimizer.step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    peak = torch.cuda.max_memory_allocated() if cuda else peak_resident_bytes()
-    return {"seconds": statistics.median(times[1:]), "peak_bytes_above_inputs": peak - base,
-            "tokens": int(batch["attention_mask"].sum()),
-            "critique_tokens": int((batch["labels"] != -100).sum())}
+    step = optimizer_step(model, lambda: PATHS[args.path](model, batch))
+    counts = {"tokens": int(batch["attention_mask"].sum()), "critique_tokens": int((batch["labels"] != -100).sum())}
+    return time_step(step, args.repeats, args.device) | counts
 
 
 def main() -> None:
@@ -140,16 +116,13 @@ def main() -> None:
         del model
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()  # the workers measure their own peaks on the same device
-        base = [sys.executable, __file__, "--worker", "--manifest", args.manifest, "--vocab", str(args.vocab),
+        base = ["--manifest", args.manifest, "--vocab", str(args.vocab),
                 "--hidden", str(args.hidden), "--layers", str(args.layers), "--batch", str(args.batch),
                 "--repeats", str(args.repeats), "--adapter", args.adapter,
                 "--device", args.device, "--dtype", args.dtype, "--image-side", str(args.image_side)]
         if args.architecture:
             base += ["--architecture", args.architecture]
-        measured = {}
-        for path in ("plain", "ours"):
-            done = subprocess.run([*base, "--path", path], capture_output=True, text=True, check=True)
-            measured[path] = json.loads(done.stdout.strip().splitlines()[-1])
+        measured = run_workers(__file__, base, ("plain", "ours"))
     rows = [{"path": path, "step_s": m["seconds"], "tokens_per_s": m["tokens"] / m["seconds"],
              "peak_mb": m["peak_bytes_above_inputs"] / 2**20, "tokens": m["tokens"],
              "critique_tokens": m["critique_tokens"]} for path, m in measured.items()]

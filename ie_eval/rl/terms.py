@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -62,8 +61,9 @@ class ReRewardTerm(RewardTerm):
         self.weights = None if weights is None else {dim: float(weights[dim]) for dim in CRITIQUE_DIMS}
         self.guard = guard or ScoringGuard()
         self.refused_items = 0  # items scored with the penalty since construction
-        self._prefetched: dict[int, tuple[RewardSample, RewardScores]] = {}  # id(sample) -> (sample, its scores)
-        self._prefetch_lock = threading.Lock()
+        # id(sample) -> (sample, its scores). Written by one worker thread, read by `__call__` only after GRPO
+        # has waited for that worker (`overlap.overlapped_rollouts`' finish), so no two threads share it at once.
+        self._prefetched: dict[int, tuple[RewardSample, RewardScores]] = {}
         self._step_deadline: float | None = None  # set by a step's first prefetch, ended by the next call
 
     def prefetch(self, samples: Sequence[RewardSample]) -> None:
@@ -79,8 +79,7 @@ class ReRewardTerm(RewardTerm):
         except RewardUnavailableError:
             self.refused_items = refused_before  # `__call__` scores (and counts) these samples again
             return
-        with self._prefetch_lock:
-            self._prefetched.update({id(s): (s, score) for s, score in zip(written, scores, strict=True)})
+        self._prefetched.update({id(s): (s, score) for s, score in zip(written, scores, strict=True)})
 
     @staticmethod
     def item(sample: RewardSample) -> RewardItem:
@@ -88,8 +87,7 @@ class ReRewardTerm(RewardTerm):
 
     def __call__(self, samples: Sequence[RewardSample]) -> torch.Tensor:
         written = [i for i, s in enumerate(samples) if s.completion.strip()]
-        with self._prefetch_lock:
-            prefetched, self._prefetched = self._prefetched, {}  # a prefetch serves only the next call
+        prefetched, self._prefetched = self._prefetched, {}  # a prefetch serves only the next call
         deadline, self._step_deadline = self._step_deadline, None
         scores = {i: prefetched[id(samples[i])][1] for i in written
                   if prefetched.get(id(samples[i]), (None,))[0] is samples[i]}

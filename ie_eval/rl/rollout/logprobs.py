@@ -103,6 +103,7 @@ def completion_statistics(
     step = micro_batch_size or completion_ids.shape[0]
     head = model.backbone.get_output_embeddings()
     chunked = bool(chunk_tokens) and chunkable_head(head)
+    suppressed_ids = torch.as_tensor(suppressed, dtype=torch.long, device=completion_ids.device)
     logps, entropies = [], []
     for start in range(0, completion_ids.shape[0], step):
         rows = slice(start, start + step)
@@ -119,7 +120,7 @@ def completion_statistics(
             where = mask.bool()  # only real completion tokens reach the head
             logp, entropy = linear_token_logprobs(
                 hidden[where], head.weight, ids[where], temperature=temperature, chunk_tokens=chunk_tokens,
-                suppressed=torch.as_tensor(suppressed, dtype=torch.long), with_entropy=with_entropy)
+                suppressed=suppressed_ids, with_entropy=with_entropy)
             positions = where.nonzero(as_tuple=True)
             logps.append(torch.zeros(ids.shape, dtype=logp.dtype, device=logp.device).index_put(positions, logp))
             if with_entropy:
