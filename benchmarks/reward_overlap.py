@@ -22,7 +22,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from serve_rm import build_tiny_checkpoint, start_server
+from serve_rm import build_tiny_checkpoint, free_port, start_server
 
 from ie_eval.data.synth.benchmark import generate_benchmark
 from ie_eval.models.adapters import AdapterConfig
@@ -31,7 +31,6 @@ from ie_eval.models.heads import HeadConfig
 from ie_eval.serve.runner import wait_healthy
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reward_overlap.json"
-PORT = 8763
 
 
 class StepLog(L.Callback):
@@ -89,9 +88,10 @@ def main() -> None:
         critic = CriticModel.build("tiny-qwen3-vl", {"dtype": "float32", "seed": 0}, head=HeadConfig(hidden_size=16))
         critic.attach_adapter(AdapterConfig(kind="full"))
         policy = critic.save_pretrained(root / "policy")
+        port = free_port()
         server = start_server(build_tiny_checkpoint(root, seed=1), {"max_batch_size": 32, "max_wait_ms": 2.0}, root,
-                              PORT)
-        url = f"http://127.0.0.1:{PORT}"
+                              port)
+        url = f"http://127.0.0.1:{port}"
         try:
             wait_healthy(url, server)
             runs: dict[str, list] = {"serial": [], "overlapped": []}
