@@ -23,10 +23,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from transformers.cache_utils import Cache, DynamicLayer, LinearAttentionCacheLayerMixin
 from transformers.generation.logits_process import LogitsProcessorList
 
+from ie_eval.data.batch_rows import TOKEN_KEYS
 from ie_eval.data.collate import model_inputs
+from ie_eval.models.prefix_cache import clears_rope_deltas, output_cache, repeat_cache, repeat_rope_deltas
 from ie_eval.models.sharding import parameters_sharded
 from ie_eval.rl.rollout.base import (
     RolloutEngine,
@@ -35,32 +36,8 @@ from ie_eval.rl.rollout.base import (
     completion_mask,
     multimodal_token_ids,
 )
-from ie_eval.rl.rollout.logprobs import TOKEN_KEYS, repeat_prompts
+from ie_eval.rl.rollout.logprobs import repeat_prompts
 from ie_eval.rl.rollout.seeded import SeededSampler, row_uniforms
-
-
-def repeat_cache(cache: Cache, repeats: int) -> None:
-    """Repeat every batch row of `cache` `repeats` times in place (row p -> rows p * G .. p * G + G - 1).
-
-    Covers attention layers (keys / values) and linear-attention layers (conv and recurrent
-    states), which transformers' own `batch_repeat_interleave` does not handle.
-    """
-    for layer in cache.layers:
-        if isinstance(layer, DynamicLayer) and layer.get_seq_length() > 0:
-            layer.keys = layer.keys.repeat_interleave(repeats, dim=0)
-            layer.values = layer.values.repeat_interleave(repeats, dim=0)
-        if isinstance(layer, LinearAttentionCacheLayerMixin):
-            for states in (layer.conv_states, layer.recurrent_states):
-                for index, state in states.items():
-                    if state is not None:
-                        states[index] = state.repeat_interleave(repeats, dim=0)
-        elif not isinstance(layer, DynamicLayer):
-            raise NotImplementedError(f"repeat_cache: cache layer {type(layer).__name__} is not supported")
-
-
-def _rope_delta_modules(backbone: torch.nn.Module) -> list[torch.nn.Module]:
-    """Modules that keep M-RoPE `rope_deltas` between prefill and decoding (the Qwen-VL inner model)."""
-    return [m for m in backbone.modules() if torch.is_tensor(getattr(m, "rope_deltas", None))]
 
 
 class HFRolloutEngine(RolloutEngine):
@@ -91,15 +68,12 @@ class HFRolloutEngine(RolloutEngine):
             sampler = SeededSampler(uniforms, sampling, self.suppressed)
             greedy = self.generate_kwargs(SamplingConfig(0.0, max_new_tokens=sampling.max_new_tokens), False)
             kwargs = greedy | {"logits_processor": LogitsProcessorList([sampler])}  # the sampler's pick is the argmax
-        try:
+        with clears_rope_deltas(backbone):
             if self.share_prefill:
                 start = self.prefill_once(inputs, group_size)
             else:
                 start = repeat_prompts(self.model, prompt_batch, group_size)
             output = backbone.generate(**start, **kwargs)
-        finally:
-            for module in _rope_delta_modules(backbone):
-                module.rope_deltas = None  # never leave decoding state behind for the next forward
         ids = output.sequences[:, prompt_length:]
         mask, finished = completion_mask(ids, self.model.stop_token_ids)
         ids = ids.masked_fill(mask == 0, self.model.pad_token_id)
@@ -125,10 +99,9 @@ class HFRolloutEngine(RolloutEngine):
         """`generate` kwargs continuing from ONE prefill of the P prompts, expanded to P * G rows."""
         backbone = self.model.backbone
         head = {k: v[:, :-1] if k in TOKEN_KEYS else v for k, v in inputs.items()}
-        cache = backbone(**head, use_cache=True, logits_to_keep=1).past_key_values
+        cache = output_cache(backbone(**head, use_cache=True, logits_to_keep=1))
         repeat_cache(cache, group_size)
-        for module in _rope_delta_modules(backbone):
-            module.rope_deltas = module.rope_deltas.repeat_interleave(group_size, dim=0)
+        repeat_rope_deltas(backbone, group_size)
         start = {k: inputs[k].repeat_interleave(group_size, dim=0) for k in TOKEN_KEYS if k in inputs}
         return start | {"past_key_values": cache}
 

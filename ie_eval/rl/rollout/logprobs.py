@@ -17,39 +17,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ie_eval.data.batch_rows import gather_rows, images_per_row
 from ie_eval.data.collate import model_inputs
 from ie_eval.losses.linear_ce import chunkable_head
 from ie_eval.losses.linear_logprobs import linear_token_logprobs
 from ie_eval.models.reward_model import inner_model
 from ie_eval.rl.rollout.base import multimodal_token_ids
-
-# (B, T) per-token keys of a collated prompt batch that the model reads.
-TOKEN_KEYS: tuple[str, ...] = ("input_ids", "attention_mask", "mm_token_type_ids")
-
-
-def images_per_row(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
-    """(B,) number of images in each prompt: one `<|vision_start|>` token per image."""
-    return (input_ids == model.backbone.config.vision_start_token_id).sum(dim=1)
-
-
-def gather_rows(inputs: dict[str, Any], rows: torch.Tensor, row_images: torch.Tensor) -> dict[str, Any]:
-    """Model inputs of prompts `rows` (any order, repeats allowed), each with its own images.
-
-    inputs: `model_inputs(batch)`; row_images: (B,) images per prompt. pixel_values hold each
-    image's t * h * w patch rows one image after another, and image_grid_thw one row per image,
-    so both are re-assembled image by image in the new row order.
-    """
-    out = {key: inputs[key][rows] for key in TOKEN_KEYS if key in inputs}
-    if "pixel_values" not in inputs:
-        return out
-    grid = inputs["image_grid_thw"]  # (I, 3)
-    patches = grid.prod(dim=1).tolist()  # pixel_values rows per image
-    pixel_chunks = inputs["pixel_values"].split(patches)
-    first_image = torch.cumsum(row_images, 0) - row_images
-    images = [int(first_image[r]) + k for r in rows.tolist() for k in range(int(row_images[r]))]
-    out["pixel_values"] = torch.cat([pixel_chunks[i] for i in images])
-    out["image_grid_thw"] = grid[images]
-    return out
 
 
 def repeat_prompts(model: Any, prompt_batch: dict[str, Any], group_size: int) -> dict[str, Any]:
@@ -57,7 +30,7 @@ def repeat_prompts(model: Any, prompt_batch: dict[str, Any], group_size: int) ->
     inputs = model_inputs(prompt_batch)
     prompts = inputs["input_ids"].shape[0]
     rows = torch.arange(prompts, device=inputs["input_ids"].device).repeat_interleave(group_size)
-    return gather_rows(inputs, rows, images_per_row(model, inputs["input_ids"]))
+    return gather_rows(inputs, rows, images_per_row(inputs["input_ids"], model.backbone.config.vision_start_token_id))
 
 
 def completion_logprobs(model: Any, *inputs: Any, **options: Any) -> torch.Tensor:
@@ -97,7 +70,7 @@ def completion_statistics(
         raise ValueError(f"{completion_ids.shape[0]} completions for {prompts} prompts x group_size {group_size}")
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 for log-probs, got {temperature}")
-    row_images = images_per_row(model, inputs["input_ids"])
+    row_images = images_per_row(inputs["input_ids"], model.backbone.config.vision_start_token_id)
     suppressed = multimodal_token_ids(model.processor)
     prompt_of_row = torch.arange(prompts, device=completion_ids.device).repeat_interleave(group_size)
     step = micro_batch_size or completion_ids.shape[0]
