@@ -42,6 +42,7 @@ def build_server_app(ckpt: str, config: ServeConfig) -> FastAPI:
     scoring = RewardScoring(
         model, batch_size=config.max_batch_size, reward_weights=config.reward_weights,
         max_pixels=config.max_pixels, max_length=config.max_length,
+        **({} if config.share_prefixes is None else {"share_prefixes": config.share_prefixes}),
     )
     return create_app(scoring, config, api_key=api_key)
 

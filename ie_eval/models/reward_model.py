@@ -25,6 +25,7 @@ from ie_eval.models.backbone import Backbone, backbone_from_file, load_backbone
 from ie_eval.models.export import atomic_export, check_finished_export
 from ie_eval.models.heads import HeadConfig, MultiHeadRegressor
 from ie_eval.models.pooling import SCORE_ANCHOR_TOKEN, Pooler, check_pooling_name
+from ie_eval.models.shared_prefix import shared_prefix_hidden_states
 
 CONFIG_NAME = "reward_config.json"
 HEAD_NAME = "head.safetensors"
@@ -165,6 +166,13 @@ class RewardModel(nn.Module):
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """(B, D) scores in `self.dims` order."""
         return self.head(self.pooled_states(batch))
+
+    def score_shared_prefixes(self, batch: dict[str, Any]) -> torch.Tensor:
+        """`forward`'s scores, with each prefix that rows share (the same images and instruction, as the G
+        critiques of one GRPO prompt) run once (`models.shared_prefix`); the scoring path, not training's."""
+        decoder = inner_model(self.backbone)
+        hidden = shared_prefix_hidden_states(decoder, model_inputs(batch), self.backbone.config)
+        return self.head(self.pool(hidden, batch))
 
     def weighted_reward(self, scores: torch.Tensor) -> torch.Tensor:
         """(B, D) -> (B,) scalar reward sum_d w_d * score_d (paper eq. 6 / 12)."""

@@ -71,6 +71,8 @@ class ServeConfig:
         max_items_per_request: items one request may carry.
         max_pixels: per-image pixel budget the collator resizes to; None keeps the collator's.
         max_length: longest prompt in tokens; None keeps the collator's.
+        share_prefixes: score the critiques of one edit with their shared prefix (images and
+            instruction) run once; None keeps RewardScoring's default (on; exact to float rounding).
         device: torch device the model runs on.
         torch_threads: intra-op CPU threads of the model's worker thread (None: torch's default;
             the setting is per thread, the rest of the process keeps its own). On a small or
@@ -104,6 +106,7 @@ class ServeConfig:
     max_items_per_request: int = 64
     max_pixels: int | None = None
     max_length: int | None = None
+    share_prefixes: bool | None = None
     device: str = "cpu"
     torch_threads: int | None = None
     inline_decode_max_bytes: int = 65536
@@ -122,6 +125,8 @@ class ServeConfig:
                 raise ServeConfigError(f"ServeConfig.{name} must be a number >= 0, got {value!r}")
         if self.torch_threads is not None and not (isinstance(self.torch_threads, int) and self.torch_threads >= 1):
             raise ServeConfigError(f"ServeConfig.torch_threads must be None or an int >= 1, got {self.torch_threads!r}")
+        if self.share_prefixes is not None and not isinstance(self.share_prefixes, bool):
+            raise ServeConfigError(f"ServeConfig.share_prefixes must be true, false or null, got {self.share_prefixes!r}")
         if self.reward_weights is not None:
             object.__setattr__(self, "reward_weights", check_reward_weights(self.reward_weights))
         formats = tuple(str(f).upper() for f in self.image_formats) if not isinstance(self.image_formats, str) else ()

@@ -177,5 +177,6 @@ class InfoResponse(BaseModel):
     dims: list[str] = Field(description="Score dimensions, in ScoreResult order.")
     reward_weights: list[float] = Field(description="Weights of the scalar reward, in `dims` order.")
     device: str = Field(description="Torch device of the model.")
+    share_prefixes: bool = Field(description="Whether rows sharing images and instruction run that prefix once.")
     version: str = Field(description="ie-eval version of the server.")
     limits: dict[str, int | float] = Field(description="Request limits (bytes, pixels, characters, items, seconds).")

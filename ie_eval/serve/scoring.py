@@ -3,13 +3,15 @@
 `RewardScoring.score(items)` is the in-process `RewardScorer` (GRPO with `reward_source.ckpt`).
 `prepare_record` turns a `RewardItem` into an `EditRecord` holding its decoded, budget-fitted
 images (the server does this when it admits a request, off the model's thread);
-`score_records` sorts records by approximate prompt length, collates them in batches of
-`batch_size` with the training collator, runs the score-only forward pass and returns
+`score_records` sorts records by approximate prompt length, keeping the critiques of one edit
+together, collates them in batches of `batch_size` with the training collator, runs the score-only
+forward pass (each prefix that rows share run once: `models.shared_prefix`) and returns
 (logicality, accuracy, usefulness, weighted reward) in the records' original order.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,6 +29,9 @@ from ie_eval.serve.base import ImageLike, RewardItem, RewardScores, RewardServer
 
 # Characters per text token, only for ordering records by length before batching.
 _CHARS_PER_TOKEN = 4
+# Score the rows of a batch that share images and instruction (the G critiques of a GRPO prompt)
+# with that prefix run once. Exact (same scores to float rounding), so on unless a run says otherwise.
+SHARE_PREFIXES = True
 
 
 def as_rgb(image: ImageLike, sample_id: str, role: str) -> Image.Image:
@@ -61,6 +66,8 @@ class RewardScoring:
     batch_size: records per forward pass (records are sorted by length first, so each batch
         pads little). reward_weights: (logicality, accuracy, usefulness), default the model's.
     max_pixels / max_length: collator budget; None keeps the model's training budget (`input_budget`).
+    share_prefixes: run each prefix that a batch's rows share once (`RewardModel.score_shared_prefixes`);
+        False runs every row's whole prompt (`RewardModel.forward`).
     """
 
     def __init__(
@@ -70,6 +77,7 @@ class RewardScoring:
         reward_weights: Sequence[float] | None = None,
         max_pixels: int | None = None,
         max_length: int | None = None,
+        share_prefixes: bool = SHARE_PREFIXES,
     ) -> None:
         if tuple(model.dims) != CRITIQUE_DIMS:
             raise ValueError(f"RewardScoring needs a critique reward model with dims {CRITIQUE_DIMS}, got {model.dims}")
@@ -77,6 +85,7 @@ class RewardScoring:
             raise ValueError(f"RewardScoring: batch_size must be >= 1, got {batch_size}")
         self.model = model.eval()
         self.batch_size = int(batch_size)
+        self.share_prefixes = bool(share_prefixes)
         weights = model.reward_weights if reward_weights is None else torch.tensor(list(reward_weights))
         self.reward_weights = weights.detach().float().cpu()
         budget = InputBudget.of(model.input_budget, max_pixels=max_pixels, max_length=max_length)
@@ -138,7 +147,7 @@ class RewardScoring:
     ) -> Iterator[tuple[list[int], list[RewardScores]]]:
         """(indices into `records`, their scores) per length-sorted batch, as each batch finishes
         (what `ie-eval score` appends to its output as it goes)."""
-        order = sorted(range(len(records)), key=lambda i: approx_tokens(records[i], self.collator.factor), reverse=True)
+        order = length_order(records, self.collator.factor)
         starts = range(0, len(order), self.batch_size)
         for start in track(starts, progress) if progress else starts:
             chunk = order[start : start + self.batch_size]
@@ -148,7 +157,8 @@ class RewardScoring:
     def score_batch(self, records: Sequence[EditRecord]) -> list[RewardScores]:
         """One collate + forward: (B, 3) critique scores and their weighted reward."""
         batch = to_device(self.collator(records), self.device)
-        scores = self.model(batch).float().cpu()  # (B, 3) in CRITIQUE_DIMS order
+        model = self.model
+        scores = (model.score_shared_prefixes(batch) if self.share_prefixes else model(batch)).float().cpu()
         rewards = scores @ self.reward_weights  # (B,)
         return [
             RewardScores(logicality=float(row[0]), accuracy=float(row[1]), usefulness=float(row[2]), reward=float(r))
@@ -166,7 +176,34 @@ class RewardScoring:
             "dims": list(self.model.dims),
             "reward_weights": [float(w) for w in self.reward_weights.tolist()],
             "device": str(self.device),
+            "share_prefixes": self.share_prefixes,
         }
+
+
+def length_order(records: Sequence[EditRecord], factor: int) -> list[int]:
+    """Indices of `records`, longest first, the records of one edit (`edit_key`) next to each other so that a
+    batch holds whole groups whose prefix can be shared; an edit's records are ordered by their own length."""
+    lengths = [approx_tokens(record, factor) for record in records]
+    keys = [edit_key(record) for record in records]
+    longest: dict[bytes, int] = {}
+    for key, length in zip(keys, lengths, strict=True):
+        longest[key] = max(length, longest.get(key, 0))
+    return sorted(range(len(records)), key=lambda i: (-longest[keys[i]], keys[i], -lengths[i]))
+
+
+def edit_key(record: EditRecord) -> bytes:
+    """Equal for records of the same instruction and images (their pixels, or their paths when not loaded).
+
+    Only orders records: the model compares the collated tokens and pixels itself before sharing."""
+    digest = hashlib.blake2b(record.instruction.encode("utf-8"), digest_size=16)
+    images = record.meta.get(IMAGES_KEY)
+    for image in images or (record.source_image, record.edited_image):
+        if isinstance(image, Image.Image):
+            digest.update(f"{image.mode}{image.size}".encode())
+            digest.update(image.tobytes())
+        else:
+            digest.update(str(image).encode("utf-8") + b"\0")
+    return digest.digest()
 
 
 def approx_tokens(record: EditRecord, factor: int) -> int:
