@@ -24,9 +24,9 @@ step() {  # step NAME SECONDS COMMAND...
 # CE at the 9B's width and Qwen3.5's vocabulary, 8k critique tokens: chunked vs the plain logits (peak memory).
 step linear_ce 90 "$PY" benchmarks/linear_ce.py --device cuda --dtype bfloat16 --tokens 8192 --hidden 4096 \
   --vocab 248320 --chunk 2048 --repeats 5 --out "$OUT/linear_ce.json"
-# Score-only on the 9B architecture: two 512 x 512 images per sample.
+# Score-only on the 9B architecture: two 512 x 512 images per sample; distinct edits, then 8 critiques per edit.
 step score_only 150 "$PY" benchmarks/score_only.py --device cuda --dtype bfloat16 --architectures qwen3.5-9b \
-  --image-side 512 --samples 32 --batch-size 8 --repeats 3 --out "$OUT/score_only.json"
+  --image-side 512 --samples 32 --batch-size 8 --repeats 2 --critiques-per-edit 1 8 --out "$OUT/score_only.json"
 # Rollouts at G = 8 on the 4B architecture: shared prefill vs plain generate on repeated prompts.
 step rollouts 150 "$PY" benchmarks/rollouts.py --device cuda --dtype bfloat16 --presets qwen3.5-4b \
   --prompts 4 --image-sides 512 --new-tokens 32 128 --repeats 2 --out "$OUT/rollouts.json"

@@ -40,9 +40,10 @@ def test_rollouts_benchmark(tmp_path):
 
 def test_score_only_benchmark(tmp_path):
     result = run("score_only", tmp_path, "--architectures", "tiny-qwen3-vl", "--samples", "2", "--batch-size", "2",
-                 "--image-side", "64", "--repeats", "1")
-    (row,) = result["rows"]
-    assert row["max_abs_difference"] < 1e-4 and row["speedup"] > 0
+                 "--image-side", "64", "--repeats", "1", "--critiques-per-edit", "1", "2")
+    distinct, grouped = result["rows"]
+    assert distinct["max_abs_difference"] < 1e-4 and distinct["speedup"] > 0 and "shared_speedup" not in distinct
+    assert grouped["critiques_per_edit"] == 2 and grouped["max_abs_difference"] < 1e-4 and grouped["shared_speedup"] > 0
 
 
 @pytest.mark.parametrize("name", ["qwen3.5-0.8b", "qwen3.5-4b", "qwen3.5-9b"])
