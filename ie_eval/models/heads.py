@@ -26,6 +26,7 @@ class HeadConfig:
 
 
 INPUT_NORMS: tuple[str, ...] = ("layer", "batch", "none")
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 class BatchStandardizer(nn.BatchNorm1d):
@@ -50,7 +51,8 @@ class MultiHeadRegressor(nn.Module):
 
     Separate MLPs keep one dimension's gradients from reshaping another's features; the
     input norm (`HeadConfig.input_norm`, LayerNorm by default) makes the head insensitive to the
-    backbone's hidden-state scale, which differs between tiny random and real checkpoints. Runs in float32 whatever the backbone dtype.
+    backbone's hidden-state scale, which differs between tiny random and real checkpoints. Runs in float32
+    whatever the backbone dtype, also in a module cast to half precision (`_apply`).
     """
 
     outputs_per_head = 1
@@ -85,6 +87,18 @@ class MultiHeadRegressor(nn.Module):
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         features = self.norm(pooled.float())
         return torch.cat([head(features) for head in self.heads], dim=-1)
+
+    def _apply(self, fn, recurse: bool = True):
+        # A `bf16-true` / `16-true` trainer casts the whole module tree to half precision; the head's few
+        # weights stay float32, unrounded, as its forward is (a bf16 LayerNorm on a float32 input fails on
+        # CPU and CUDA). Device moves still apply.
+        def keep_float32(tensor: torch.Tensor) -> torch.Tensor:
+            out = fn(tensor)
+            if tensor.dtype == torch.float32 and out.dtype in HALF_DTYPES:
+                return tensor.to(out.device)
+            return out
+
+        return super()._apply(keep_float32, recurse)
 
 
 class GaussianHeads(MultiHeadRegressor):

@@ -108,7 +108,13 @@ class RewardModel(nn.Module):
             self._add_score_anchor()
         self.pooler = Pooler(pooling, self._anchor_patterns())
         self.head = self.head_class(backbone.hidden_size, len(self.dims), **asdict(self.head_config))
-        self.register_buffer("reward_weights", torch.tensor(list(reward_weights), dtype=torch.float32), persistent=False)
+        # Plain numbers, not a buffer: a half-precision cast of the module would round them.
+        self.reward_weight_values = tuple(float(w) for w in reward_weights)
+
+    @property
+    def reward_weights(self) -> torch.Tensor:
+        """(D,) float32 weights of the scalar reward."""
+        return torch.tensor(self.reward_weight_values, dtype=torch.float32)
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -188,7 +194,7 @@ class RewardModel(nn.Module):
             "marker": self.marker,
             "dims": list(self.dims),
             "head": asdict(self.head_config),
-            "reward_weights": self.reward_weights.tolist(),
+            "reward_weights": list(self.reward_weight_values),
             "adapter": self.adapter_config.to_dict() if self.adapter_config else None,
             "added_tokens": self.added_tokens,
             "input_budget": self.input_budget,

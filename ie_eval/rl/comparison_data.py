@@ -21,7 +21,7 @@ from ie_eval.data.pairwise import COMPARISON_KEY, ROLE_KEY, PreferenceDataModule
 from ie_eval.data.records import EditRecord
 from ie_eval.data.resumable import ResumableLoader
 from ie_eval.data.splits import DEFAULT_SALT
-from ie_eval.rl.prompt_data import PromptMixSampler, check_self_sharding, held_out_loader
+from ie_eval.rl.prompt_data import PromptMixSampler, RecordBatch, check_self_sharding, held_out_loader
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ def comparison_prompts(pair: PreferencePair) -> list[EditRecord]:
     ]
 
 
-def flatten(pairs: Sequence[PreferencePair]) -> list[EditRecord]:
-    return [record for pair in pairs for record in comparison_prompts(pair)]
+def flatten(pairs: Sequence[PreferencePair]) -> RecordBatch:
+    return RecordBatch([record for pair in pairs for record in comparison_prompts(pair)])
 
 
 class ComparisonPromptDataModule(PreferenceDataModule):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,8 @@ class GRPOModule(HeldOutEvaluation, L.LightningModule):
         return build_optimizer(backbone, self.model.head.parameters(), self.optim_config, max(1, total))
 
     # --- one GRPO step ------------------------------------------------------------------
-    def training_step(self, records: list[EditRecord], batch_idx: int) -> None:
+    def training_step(self, batch: Iterable[EditRecord], batch_idx: int) -> None:
+        records = list(batch)  # a RecordBatch from the loaders (see ie_eval.rl.prompt_data), or a list
         timer = Timer()
         prompts = self.collate(records)
         rollouts, rewards = self.sample_and_score(records, prompts, timer)

@@ -6,6 +6,7 @@ GCPO comparison prompts, which edit the critiques prefer. A mixin of `GRPOModule
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,14 @@ from ie_eval.rl.rollout.seeded import prompt_seeds
 class HeldOutEvaluation:
     """validation / test steps of `GRPOModule`."""
 
-    def validation_step(self, records: list[EditRecord], batch_idx: int) -> None:
-        self.evaluate(records, "val", self.val_head, self.val_text)
+    def validation_step(self, batch: Iterable[EditRecord], batch_idx: int) -> None:
+        self.evaluate(list(batch), "val", self.val_head, self.val_text)
 
     def on_validation_epoch_end(self) -> None:
         self.log_correlations("val", self.val_head, self.val_text)
 
-    def test_step(self, records: list[EditRecord], batch_idx: int) -> None:
-        self.evaluate(records, "test", self.val_head, self.val_text)
+    def test_step(self, batch: Iterable[EditRecord], batch_idx: int) -> None:
+        self.evaluate(list(batch), "test", self.val_head, self.val_text)
 
     def on_test_epoch_end(self) -> None:
         self.log_correlations("test", self.val_head, self.val_text)

@@ -114,8 +114,34 @@ class PromptMixSampler(Sampler[list[int]]):
         self.epoch += 1
 
 
-def as_list(records: list[EditRecord]) -> list[EditRecord]:
-    return records
+class RecordBatch:
+    """A batch of `EditRecord`s, opaque to Lightning.
+
+    Precision plugins (`bf16-true`, `16-true`, DeepSpeed's) walk a batch to cast its tensors and rebuild
+    every list and dataclass in it, which fails on frozen records; an object that is neither passes as is.
+    The RL modules take `list(batch)`.
+    """
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: Sequence[EditRecord]) -> None:
+        self.records = list(records)
+
+    def __iter__(self) -> Iterator[EditRecord]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index):  # an int gives a record, a slice a list
+        return self.records[index]
+
+    def __repr__(self) -> str:
+        return f"RecordBatch({len(self.records)} records)"
+
+
+def as_list(records: list[EditRecord]) -> RecordBatch:
+    return RecordBatch(records)
 
 
 def check_self_sharding(trainer: L.Trainer | None, what: str, configs: str) -> None:

@@ -147,3 +147,18 @@ def test_qlora_requested_on_cpu_fails_before_training():
         pytest.skip("CPU-only behaviour")
     with pytest.raises(RuntimeError, match="qlora.*CUDA GPU"):
         tiny_module(adapter={"kind": "qlora"})
+
+
+def test_bf16_true_fit_trains_a_bf16_backbone_under_a_float32_head(synth_manifest, tmp_path):
+    """The paper's RM config trains in bf16-true: the cast reaches every module, but the head stays float32."""
+    L.seed_everything(0)
+    module, data = tiny_module(backbone="tiny-qwen3.5", reward_weights=[0.3, 0.3, 0.4]), tiny_data(synth_manifest)
+    head_before = {k: v.clone() for k, v in module.model.head.state_dict().items()}
+    run = trainer(tmp_path, precision="bf16-true", limit_train_batches=2, deterministic=False)
+    run.fit(module, datamodule=data)
+    assert run.global_step == 2 and math.isfinite(float(run.callback_metrics["val/mean_srcc"]))
+    assert {p.dtype for p in module.model.backbone.parameters()} == {torch.bfloat16}
+    head = module.model.head.state_dict()
+    assert {v.dtype for v in head.values()} == {torch.float32}
+    assert any(not torch.equal(head[k], head_before[k]) for k in head)  # the float32 head trained
+    assert module.model.reward_weights.tolist() == pytest.approx([0.3, 0.3, 0.4], abs=1e-7)  # not rounded to bf16

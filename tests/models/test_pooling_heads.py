@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ie_eval.models.heads import MultiHeadRegressor
+from ie_eval.models.heads import GaussianHeads, MultiHeadRegressor
 from ie_eval.models.pooling import Pooler, last_pattern_end, last_true_index
 
 
@@ -109,3 +109,18 @@ def test_batch_norm_head_reloads_exactly(tmp_path):
     assert reloaded.head_config.input_norm == "batch"
     for name, value in model.head.state_dict().items():
         assert torch.equal(value, reloaded.head.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_cast_leaves_the_head_float32_and_unrounded(dtype):
+    torch.manual_seed(0)
+    head = GaussianHeads(16, 3, hidden_size=8, input_norm="batch")
+    before = {k: v.clone() for k, v in head.state_dict().items()}
+    wrapper = torch.nn.Sequential(torch.nn.Linear(16, 16), head).to(dtype)
+    assert wrapper[0].weight.dtype == dtype  # the cast still reaches everything else
+    for key, value in head.state_dict().items():
+        assert value.dtype == before[key].dtype and torch.equal(value, before[key]), key
+    mu, log_sigma = wrapper(torch.randn(4, 16, dtype=dtype))
+    assert mu.dtype == log_sigma.dtype == torch.float32 and mu.shape == (4, 3)
+    head.double()  # only half precision is refused
+    assert next(head.parameters()).dtype == torch.float64

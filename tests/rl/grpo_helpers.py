@@ -26,12 +26,12 @@ def prompt_data(manifest, **overrides):
     return PromptDataModule(str(manifest), **options)
 
 
-def trainer(root, max_steps, callbacks=(), val_check_interval=None):
+def trainer(root, max_steps, callbacks=(), val_check_interval=None, precision="32-true"):
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
     return L.Trainer(
-        accelerator="cpu", max_steps=max_steps, max_epochs=1, default_root_dir=str(root), logger=CSVLogger(str(root)),
+        accelerator="cpu", precision=precision, max_steps=max_steps, max_epochs=1, default_root_dir=str(root), logger=CSVLogger(str(root)),
         callbacks=list(callbacks), enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         log_every_n_steps=1, val_check_interval=val_check_interval, limit_val_batches=1,
         enable_checkpointing=False,

@@ -137,6 +137,18 @@ def test_export_is_a_self_contained_critic(tmp_path, synth_manifest, tiny_critic
         assert exported.generate_texts(prompts, 8) == module.model.generate_texts(prompts, 8)
 
 
+def test_a_bf16_true_trainer_trains_and_validates_on_record_batches(tmp_path, synth_manifest, tiny_critic_dir,
+                                                                  tiny_reward_dir):
+    """bf16-true casts each batch's tensors by rebuilding its lists and dataclasses: frozen records broke it."""
+    torch.manual_seed(0)
+    module = grpo_module(tiny_critic_dir, {"ckpt": str(tiny_reward_dir)}, rewards=[{"name": "format", "weight": 1.0}])
+    run = trainer(tmp_path, max_steps=1, val_check_interval=1, precision="bf16-true")
+    run.fit(module, datamodule=prompt_data(synth_manifest))
+    assert run.global_step == 1
+    assert next(module.model.backbone.parameters()).dtype == torch.bfloat16
+    assert "val/reward_mean" in run.callback_metrics
+
+
 def test_rollouts_never_contain_multimodal_placeholders(synth_manifest, tiny_critic_dir, tiny_reward_dir):
     from ie_eval.rl.rollout.base import multimodal_token_ids
 

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from ie_eval.rl.prompt_data import PromptDataModule, PromptMixSampler, mix_counts, withhold_mos
+from ie_eval.rl.prompt_data import PromptDataModule, PromptMixSampler, RecordBatch, mix_counts, withhold_mos
 
 
 def test_mix_counts_follow_ratio_and_fall_back_to_one_pool():
@@ -102,3 +102,17 @@ def test_ie_critic_r1_table_gives_labeled_prompts_with_one_overall_mos(tmp_path)
     assert withheld and all("mos_overall" not in r.meta for r in withheld)  # the pure pool really has no truth
     batch = next(iter(module.train_dataloader()))
     assert sum(overall_mos(r) is not None for r in batch) == 2  # the 1:1 mix holds
+
+
+@pytest.mark.parametrize("precision", ["bf16-true", "16-true"])
+def test_precision_plugins_pass_record_batches_through_untouched(synth_manifest, precision):
+    from lightning.pytorch.plugins.precision import HalfPrecision
+
+    data = PromptDataModule(str(synth_manifest), prompts_per_step=2, mos_ratio=0.5)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert isinstance(batch, RecordBatch) and len(batch) == 2
+    plugin = HalfPrecision(precision)
+    assert plugin.convert_input(batch) is batch
+    with pytest.raises(ValueError, match="frozen dataclass"):  # what a plain list of records meets
+        plugin.convert_input(list(batch))
