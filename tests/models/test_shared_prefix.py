@@ -124,3 +124,25 @@ def test_rows_with_equal_tokens_but_other_pixels_are_not_grouped(edit_record_fac
     assert find_prefix_groups(inputs, spans, row_images, config.vision_end_token_id) == []
     with torch.no_grad():
         assert torch.allclose(model.score_shared_prefixes(batch), model(batch), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["adalora", "lora"])
+def test_an_adapted_reward_model_scores_the_same_with_shared_prefixes(kind, records):
+    """Served RE-Rewards carry their AdaLoRA adapter: the shared path must run the adapted decoder."""
+    from ie_eval.models.adapters import AdapterConfig
+
+    model = sharp_reward_model("tiny-qwen3.5")
+    model.attach_adapter(AdapterConfig(kind=kind, r=2, alpha=4, dropout=0.0, adalora_init_r=2, adalora_target_r=2),
+                         total_steps=10)
+    with torch.no_grad():  # adapters start as a no-op (zero B / singular values): make this one matter
+        for name, parameter in model.backbone.named_parameters():
+            if "lora_" in name:
+                parameter.copy_(torch.randn_like(parameter))
+    model.eval()
+    batch = collate(model, records)
+    with torch.no_grad():
+        adapted = model(batch)
+        with model.backbone.disable_adapter():
+            base = model(batch)
+        assert not torch.allclose(adapted, base, atol=1e-3)  # the adapter changes the scores
+        assert torch.allclose(model.score_shared_prefixes(batch), adapted, atol=1e-5, rtol=1e-4)
