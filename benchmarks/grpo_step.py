@@ -1,14 +1,16 @@
 """A GRPO step: ours (`GRPOModule` on a Lightning Trainer) against TRL's `GRPOTrainer` (no vLLM), same policy,
 prompts, group size, lengths, sampling, KL coefficient, learning rate and reward function.
 
-The policy is a tiny Qwen3-VL critic with random weights (saved once; TRL loads its backbone from the same
-directory). The prompts are the synthetic benchmark's edits as our collator writes them (the critic prompt,
+The policy is a critic with random weights (saved once; TRL loads its backbone from the same directory): the
+tiny Qwen3-VL preset by default, or `--architecture`, a tiny preset or a real-size one from
+`benchmarks/architectures/*.json`. `--device cuda --dtype bfloat16` runs both in bf16 on the GPU (the suite). The prompts are the synthetic benchmark's edits as our collator writes them (the critic prompt,
 source and edited image at `--image-side` px); the reward is the critique-format reward, computed by
 `ie_eval.rl.terms.FormatTerm` in both. Before timing, the two are checked to see the same prompt tokens.
 Rollouts/s = prompts x G / step wall time, the first `--warmup` steps left out; our split into generate /
 score / update comes from the module's own `time/*_s` logs, TRL's from its generation and training timers.
 
     .venv/bin/python benchmarks/grpo_step.py [--prompts-per-step 2] [--group 8] [--new-tokens 32] [--steps 4]
+        [--architecture tiny-qwen3-vl] [--device cpu] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from pathlib import Path
 import lightning as L
 import torch
 import transformers
+from model_specs import backbone_spec
 
-from ie_eval.data.collate import EditCollator, fit_to_budget, load_rgb
+from ie_eval.data.collate import EditCollator, chat_template_kwargs, fit_to_budget, load_rgb
 from ie_eval.data.prompts import critic_prompt
 from ie_eval.data.readers import read_manifest
 from ie_eval.data.synth.benchmark import generate_benchmark
@@ -69,11 +72,21 @@ def ours(policy: Path, manifest: Path, args: argparse.Namespace, root: Path) -> 
     )
     data = PromptDataModule(str(manifest), prompts_per_step=args.prompts_per_step, mos_ratio=1.0, val_prompts=1)
     clock = StepClock()
-    trainer = L.Trainer(accelerator="cpu", max_steps=args.steps, max_epochs=1, logger=False, enable_checkpointing=False,
+    trainer = L.Trainer(accelerator=lightning_accelerator(args.device), precision=lightning_precision(args.dtype),
+                        devices=1, max_steps=args.steps, max_epochs=1, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                         limit_val_batches=0, default_root_dir=str(root), callbacks=[clock])
     trainer.fit(module, datamodule=data)
     return summary(clock.seconds, clock.split, args)
+
+
+def lightning_accelerator(device: str) -> str:
+    return "gpu" if device.startswith("cuda") else "cpu"
+
+
+def lightning_precision(dtype: str) -> str:
+    """The trainers' common precision: the weights in `dtype` (TRL: loaded in it, bf16 autocast)."""
+    return {"float32": "32-true", "bfloat16": "bf16-true"}[dtype]
 
 
 def trl_dataset(records: list, processor, args: argparse.Namespace):
@@ -106,8 +119,10 @@ def trl(policy: Path, records: list, args: argparse.Namespace, root: Path) -> di
     config = GRPOConfig(
         output_dir=str(root / "trl"), per_device_train_batch_size=args.prompts_per_step * args.group,
         num_generations=args.group, max_completion_length=args.new_tokens, temperature=1.0, beta=0.04,
-        learning_rate=1e-6, max_steps=args.steps, logging_steps=1, report_to=[], use_cpu=True, save_strategy="no",
-        bf16=False, dataloader_num_workers=0, seed=0, loss_type="grpo",
+        learning_rate=1e-6, max_steps=args.steps, logging_steps=1, report_to=[], save_strategy="no",
+        use_cpu=lightning_accelerator(args.device) == "cpu", bf16=args.dtype == "bfloat16",
+        model_init_kwargs={"dtype": args.dtype}, chat_template_kwargs=chat_template_kwargs(model.processor),
+        dataloader_num_workers=0, seed=0, loss_type="grpo",
     )
     trainer = GRPOTrainer(model=str(backbone_dir), reward_funcs=format_reward, args=config,
                           train_dataset=trl_dataset(records, model.processor, args), processing_class=model.processor)
@@ -145,7 +160,8 @@ def prompt_token_counts(policy: Path, records: list, args: argparse.Namespace) -
     dataset = trl_dataset(records, model.processor, args)
     theirs = []
     for row in dataset:
-        text = model.processor.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+        text = model.processor.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True,
+                                                   **chat_template_kwargs(model.processor))
         encoded = model.processor(text=[text], images=row["images"], return_tensors="pt")
         theirs.append(int(encoded["input_ids"].shape[1]))
     return ours_batch["attention_mask"].sum(dim=1).tolist(), theirs
@@ -159,6 +175,9 @@ def main() -> None:
     parser.add_argument("--image-side", type=int, default=256)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--architecture", default="tiny-qwen3-vl")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,7 +185,8 @@ def main() -> None:
         manifest = generate_benchmark(root / "synth", n_sources=8, seed=0)
         records = list({r.pair_id: r for r in read_manifest(manifest).records}.values())
         torch.manual_seed(0)
-        critic = CriticModel.build("tiny-qwen3-vl", head=HeadConfig(hidden_size=16, dropout=0.0))
+        preset, backbone_kwargs = backbone_spec(args.architecture, args.dtype)
+        critic = CriticModel.build(preset, backbone_kwargs, head=HeadConfig(hidden_size=16, dropout=0.0))
         critic.attach_adapter(AdapterConfig(kind="full"))
         policy = critic.save_pretrained(root / "policy")
         ours_tokens, trl_tokens = prompt_token_counts(policy, records[:4], args)
@@ -174,7 +194,7 @@ def main() -> None:
         rows = {"ours": ours(policy, manifest, args, root / "ours"), "trl": trl(policy, records, args, root)}
     ratio = rows["ours"]["rollouts_per_s"] / rows["trl"]["rollouts_per_s"]
     print(f"GRPO step: {args.prompts_per_step} prompts x G {args.group}, {args.new_tokens} new tokens, two "
-          f"{args.image_side}px images ({ours_tokens[0]} prompt tokens), tiny Qwen3-VL, CPU")
+          f"{args.image_side}px images ({ours_tokens[0]} prompt tokens), {args.architecture}, {args.dtype} on {args.device}")
     print("| trainer | step s | rollouts/s | split |")
     print("|---|---|---|---|")
     for name, row in rows.items():

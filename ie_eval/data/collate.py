@@ -97,6 +97,14 @@ def fit_to_budget(
     return image.resize((width, height), Image.Resampling.BICUBIC)
 
 
+def chat_template_kwargs(processor) -> dict:
+    """The chat template's options every ie-eval prompt is rendered with."""
+    if "enable_thinking" in str(processor.chat_template):
+        # Qwen3.5 answers directly (empty think block), the same in SFT, scoring and generation.
+        return {"enable_thinking": False}
+    return {}
+
+
 class ChatCollator:
     """Chat prompts with images (+ optional supervised answers) -> one padded Qwen-VL batch.
 
@@ -141,12 +149,8 @@ class ChatCollator:
 
     def chat_prompt(self, messages: list[dict]) -> str:
         """Chat-templated prompt text ending in the assistant generation prompt (+ prompt_suffix)."""
-        template_kwargs = {}
-        if "enable_thinking" in str(self.processor.chat_template):
-            # Qwen3.5 answers directly (empty think block), the same in SFT, scoring and generation.
-            template_kwargs["enable_thinking"] = False
         text = self.processor.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, **template_kwargs
+            messages, tokenize=False, add_generation_prompt=True, **chat_template_kwargs(self.processor)
         )
         return text + self.prompt_suffix
 

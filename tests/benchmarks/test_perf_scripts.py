@@ -107,7 +107,7 @@ def test_every_flag_the_gpu_suite_passes_is_one_its_benchmark_takes():
 
     text = (BENCHMARKS / "gpu_suite.sh").read_text().replace("\\\n", " ")
     commands = re.findall(r"benchmarks/(\w+)\.py([^\n]*)", text)
-    assert {name for name, _ in commands} >= {"linear_ce", "score_only", "rollouts", "sft_step"}
+    assert {name for name, _ in commands} >= {"linear_ce", "score_only", "rollouts", "sft_step", "grpo_step"}
     for name, flags in commands:
         done = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), "--help"], capture_output=True,
                               text=True, timeout=120, cwd=BENCHMARKS.parent)
