@@ -14,6 +14,8 @@ OUT="${1:-benchmarks/results/gpu}"
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD:$PWD/benchmarks${PYTHONPATH:+:$PYTHONPATH}"
 PY="${PYTHON:-python3}"
+# fla's Triton kernels autotune on first use; keep the results on disk so later steps reuse them.
+export TRITON_CACHE_AUTOTUNING=1
 if compgen -G ".whl/*.whl" > /dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu_site .whl/*.whl \
     || { echo "installing the wheels in .whl/ failed" >&2; exit 1; }
