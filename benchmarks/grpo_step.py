@@ -3,8 +3,9 @@ prompts, group size, lengths, sampling, KL coefficient, learning rate and reward
 
 The policy is a critic with random weights (saved once; TRL loads its backbone from the same directory): the
 tiny Qwen3-VL preset by default, or `--architecture`, a tiny preset or a real-size one from
-`benchmarks/architectures/*.json`. `--device cuda --dtype bfloat16` runs both in bf16 on the GPU (the suite). The prompts are the synthetic benchmark's edits as our collator writes them (the critic prompt,
-source and edited image at `--image-side` px); the reward is the critique-format reward, computed by
+`benchmarks/architectures/*.json`. `--device cuda --dtype bfloat16` runs both in bf16 on the GPU (the suite).
+The prompts are the synthetic benchmark's edits as our collator writes them (the critic prompt, source and
+edited image at `--image-side` px); the reward is the critique-format reward, computed by
 `ie_eval.rl.terms.FormatTerm` in both. Before timing, the two are checked to see the same prompt tokens.
 Rollouts/s = prompts x G / step wall time, the first `--warmup` steps left out; our split into generate /
 score / update comes from the module's own `time/*_s` logs, TRL's from its generation and training timers.

@@ -140,10 +140,6 @@ class RecordBatch:
         return f"RecordBatch({len(self.records)} records)"
 
 
-def as_list(records: list[EditRecord]) -> RecordBatch:
-    return RecordBatch(records)
-
-
 def check_self_sharding(trainer: L.Trainer | None, what: str, configs: str) -> None:
     """RL prompt loaders shard themselves: refuse a multi-rank trainer that would inject its own sampler."""
     if trainer is not None and trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
@@ -235,7 +231,7 @@ class PromptDataModule(L.LightningDataModule):
         check_self_sharding(self.trainer, "GRPO prompts", "configs/grpo/*.yaml")
         self.sampler = PromptMixSampler(labeled, pure, self.hparams.prompts_per_step, self.hparams.mos_ratio,
                                         self.hparams.seed)
-        loader = ResumableLoader(RecordDataset(train), batch_sampler=self.sampler, collate_fn=as_list)
+        loader = ResumableLoader(RecordDataset(train), batch_sampler=self.sampler, collate_fn=RecordBatch)
         loader.trainer = self.trainer
         return loader
 
@@ -244,7 +240,7 @@ class PromptDataModule(L.LightningDataModule):
         if not records:
             raise ValueError(f"split '{split}' is empty; check split_ratios {self.split_ratios}")
         records = sorted(records, key=lambda r: r.pair_id)[:cap] if cap else records
-        return held_out_loader(RecordDataset(records), self.hparams.eval_batch_size, as_list)
+        return held_out_loader(RecordDataset(records), self.hparams.eval_batch_size, RecordBatch)
 
     def val_dataloader(self) -> DataLoader:
         return self._held_out("val", self.hparams.val_prompts)
